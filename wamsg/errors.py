@@ -1,0 +1,213 @@
+"""The wamsg exception tree: whose fault it was, and whether the message went out.
+
+::
+
+    WamsgError
+    ├── InvalidMessage (ValueError)      local: bad phone, empty text, two image sources …
+    ├── UnsupportedFeature (ValueError)  local: view_once on a gateway without it …
+    ├── ConfigError                      local: missing token, unknown provider, closed client …
+    ├── TransportError                   remote, no HTTP answer
+    │   ├── ConnectError                 outcome=not_sent (safe to retry)
+    │   ├── SendTimeout                  outcome=unknown  (may have been delivered)
+    │   └── Disconnected                 outcome=unknown  (may have been delivered)
+    └── ProviderError                    remote, the gateway answered with an error
+        ├── AuthenticationError          401/403
+        ├── RateLimited                  429 (+ retry_after)
+        ├── Rejected                     400/404/422 …, outcome=rejected
+        └── ProviderUnavailable          5xx
+
+Every error has an :class:`Outcome`. Local errors are raised before any I/O, so
+their outcome is always ``not_sent``. ``outcome`` is what makes retries and
+failover safe: a WhatsApp send is a non-idempotent POST, so only ``not_sent``
+may ever be sent again automatically.
+
+Messages are redacted when the error is built (no secret, no full phone
+number), so ``str(err)``, ``repr(err)`` and log lines are safe to print.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+__all__ = [
+    "AuthenticationError",
+    "ConfigError",
+    "ConnectError",
+    "Disconnected",
+    "InvalidMessage",
+    "Outcome",
+    "ProviderError",
+    "ProviderUnavailable",
+    "RateLimited",
+    "Rejected",
+    "SendTimeout",
+    "TransportError",
+    "UnsupportedFeature",
+    "WamsgError",
+]
+
+
+class Outcome(enum.StrEnum):
+    """What is known about a failed send."""
+
+    NOT_SENT = "not_sent"
+    """The gateway certainly did not accept the message: safe to send again."""
+    UNKNOWN = "unknown"
+    """The request may have been acted on (timeout, disconnect, some 5xx)."""
+    REJECTED = "rejected"
+    """The gateway refused the message; sending it again gives the same answer."""
+
+
+class WamsgError(Exception):
+    """Root of every error wamsg raises."""
+
+    outcome: Outcome = Outcome.NOT_SENT
+    retryable: bool = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only constructor arguments would be lost by the default
+        # Exception pickling; rebuild from the message and the attributes.
+        return (_restore, (type(self), self.message, dict(self.__dict__)))
+
+
+def _restore(cls: type[WamsgError], message: str, state: dict[str, Any]) -> WamsgError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
+
+class InvalidMessage(WamsgError, ValueError):
+    """The message cannot be sent as given (raised before any I/O)."""
+
+
+class UnsupportedFeature(WamsgError, ValueError):
+    """The gateway cannot express what the message asks for (raised before any I/O)."""
+
+    def __init__(self, message: str, *, provider: str = "", feature: str = "") -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.feature = feature
+
+
+class ConfigError(WamsgError):
+    """The client, provider or transport is misconfigured or misused."""
+
+
+class TransportError(WamsgError):
+    """No HTTP answer came back from the gateway.
+
+    The request may have been written, so the outcome is ``unknown`` unless a
+    subclass knows better (:class:`ConnectError`).
+    """
+
+    outcome = Outcome.UNKNOWN
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        outcome: Outcome | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        if outcome is not None:
+            self.outcome = outcome
+        if retryable is not None:
+            self.retryable = retryable
+
+
+class ConnectError(TransportError):
+    """The connection could not be made; nothing was written to the gateway."""
+
+    outcome = Outcome.NOT_SENT
+    retryable = True
+
+
+class SendTimeout(TransportError):
+    """The deadline passed after the request may have been written."""
+
+    outcome = Outcome.UNKNOWN
+    retryable = False
+
+
+class Disconnected(TransportError):
+    """The connection broke after the request may have been written."""
+
+    outcome = Outcome.UNKNOWN
+    retryable = False
+
+
+class ProviderError(WamsgError):
+    """The gateway answered, and the answer is an error.
+
+    Attributes:
+        provider: the adapter's name (``"wawp"``, ...).
+        status_code: the HTTP status (200 when a success status carried an error body).
+        error_code: the gateway's own error code, when it sent one.
+        gateway_message: the gateway's error text, redacted.
+        retryable: whether the gateway says the same request may succeed later.
+        retry_after: seconds to wait before trying again, when the gateway said.
+        outcome: whether the message may have gone out.
+        body_excerpt: the start of the response body, redacted.
+    """
+
+    outcome = Outcome.UNKNOWN
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        status_code: int,
+        error_code: str | None = None,
+        gateway_message: str | None = None,
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+        outcome: Outcome | None = None,
+        body_excerpt: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.status_code = status_code
+        self.error_code = error_code
+        self.gateway_message = gateway_message
+        if retryable is not None:
+            self.retryable = retryable
+        self.retry_after = retry_after
+        if outcome is not None:
+            self.outcome = outcome
+        self.body_excerpt = body_excerpt
+
+
+class AuthenticationError(ProviderError):
+    """The gateway refused the credentials (401/403)."""
+
+    outcome = Outcome.REJECTED
+
+
+class RateLimited(ProviderError):
+    """The gateway asked to slow down (429); see ``retry_after``."""
+
+    outcome = Outcome.NOT_SENT
+    retryable = True
+
+
+class Rejected(ProviderError):
+    """The gateway refused this message (4xx); sending it again will not help."""
+
+    outcome = Outcome.REJECTED
+
+
+class ProviderUnavailable(ProviderError):
+    """The gateway failed (5xx); ``outcome`` says whether it may have sent."""

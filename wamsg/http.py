@@ -1,0 +1,100 @@
+"""Neutral HTTP values passed between adapters and transports.
+
+Adapters build an :class:`HttpRequest` and read an :class:`HttpResponse`; they
+never see a socket. Credentials stay wrapped in :class:`~wamsg.Secret` inside
+a request and are revealed only by the transport writing it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Literal, TypeAlias
+
+import msgspec
+
+from ._redact import Secret, redact
+
+__all__ = ["Body", "HttpRequest", "HttpResponse", "StreamBody"]
+
+
+class StreamBody(msgspec.Struct, frozen=True, kw_only=True):
+    """A request body produced in chunks, for uploads that must not sit in memory.
+
+    ``open`` is a factory: each call starts the body again from the first
+    byte, so a transport (or a later retry) can send it more than once.
+    """
+
+    open: Callable[[], AsyncIterator[bytes]]
+    length: int | None = None
+    """Exact byte length when known up front (sent as Content-Length)."""
+
+
+Body: TypeAlias = bytes | StreamBody
+QueryValue: TypeAlias = str | Secret
+
+
+class HttpRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """One HTTP request, as an adapter wants it sent.
+
+    Attributes:
+        method: ``"POST"``, ...
+        url: scheme, host and path, never with credentials in it.
+        query: query parameters in order; secret values are :class:`Secret`.
+        headers: request headers in order; secret values are :class:`Secret`.
+        body: the bytes to send, or a :class:`StreamBody`.
+        kind: ``"text"`` or ``"media"``: which timeouts apply.
+    """
+
+    method: str
+    url: str
+    query: tuple[tuple[str, QueryValue], ...] = ()
+    headers: tuple[tuple[str, QueryValue], ...] = ()
+    body: Body = b""
+    kind: Literal["text", "media"] = "text"
+
+    def secrets(self) -> tuple[Secret, ...]:
+        """Every secret value this request carries (to scrub from error text)."""
+        return tuple(
+            value for _, value in (*self.query, *self.headers) if isinstance(value, Secret)
+        )
+
+    def revealed_query(self) -> dict[str, str]:
+        """The query with secrets revealed, for a transport to send."""
+        return {k: v.reveal() if isinstance(v, Secret) else v for k, v in self.query}
+
+    def revealed_headers(self) -> dict[str, str]:
+        """The headers with secrets revealed, for a transport to send."""
+        return {k: v.reveal() if isinstance(v, Secret) else v for k, v in self.headers}
+
+    def __repr__(self) -> str:
+        query = "&".join(f"{k}={v if isinstance(v, Secret) else redact(v)}" for k, v in self.query)
+        where = f"{self.url}?{query}" if query else self.url
+        if isinstance(self.body, StreamBody):
+            body = f"stream({self.body.length} bytes)"
+        else:
+            body = f"{len(self.body)} bytes"
+        return f"HttpRequest({self.method} {where}, body={body})"
+
+
+class HttpResponse(msgspec.Struct, frozen=True, kw_only=True):
+    """The gateway's answer: status, headers (names lower-cased) and body bytes."""
+
+    status: int
+    headers: Mapping[str, str] = msgspec.field(default_factory=dict)
+    body: bytes = b""
+    truncated: bool = False
+    """True when the transport stopped reading the body at its size cap."""
+
+    def __post_init__(self) -> None:
+        headers = self.headers
+        if any(not k.islower() for k in headers):
+            msgspec.structs.force_setattr(
+                self, "headers", {k.lower(): v for k, v in headers.items()}
+            )
+
+    def header(self, name: str) -> str | None:
+        """A header's value by case-insensitive name."""
+        return self.headers.get(name.lower())
+
+    def __repr__(self) -> str:
+        return f"HttpResponse(status={self.status}, body={len(self.body)} bytes)"
