@@ -16,14 +16,19 @@ Secrets are revealed here, so that a golden states exactly what goes on the wire
 
 from __future__ import annotations
 
+import asyncio
+import email.policy
 import json
 from collections.abc import Mapping
+from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
 
 from wamsg import (
+    ComposedBody,
     HttpRequest,
     HttpResponse,
     Image,
@@ -34,6 +39,7 @@ from wamsg import (
     SendResult,
     Text,
 )
+from wamsg._streams import iter_body
 
 __all__ = [
     "DATA",
@@ -44,6 +50,9 @@ __all__ = [
     "error_to_dict",
     "golden_files",
     "load_golden",
+    "parse_form",
+    "providers_with_goldens",
+    "render_body",
     "request_to_dict",
     "result_to_dict",
 ]
@@ -53,10 +62,28 @@ DATA = Path(__file__).resolve().parent / "data"
 Kind = Literal["request", "response"]
 
 _MESSAGE_KEYS = frozenset(
-    {"type", "to", "text", "caption", "image_url", "mimetype", "filename", "reply_to"}
+    {
+        "type",
+        "to",
+        "text",
+        "caption",
+        "image_url",
+        "image_fixture",
+        "mimetype",
+        "filename",
+        "reply_to",
+        "mentions",
+        "view_once",
+    }
 )
+MEDIA = DATA / "media"
 _RESULT_KEYS = ("message_id", "short_id", "status", "chat_id", "timestamp")
 _ERROR_KEYS = ("class", "outcome", "retryable", "error_code", "retry_after", "status_code")
+
+
+def providers_with_goldens() -> list[str]:
+    """Every provider with a golden folder under ``tests/data/``."""
+    return sorted(p.name for p in DATA.iterdir() if p.is_dir() and p.name != "media")
 
 
 def golden_files(provider: str, kind: Kind) -> list[Path]:
@@ -82,14 +109,31 @@ def build_message(spec: Mapping[str, Any]) -> Message:
     if unknown:
         raise ValueError(f"unknown message keys in golden: {sorted(unknown)}")
     kind = spec["type"]
+    mentions = tuple(spec.get("mentions", ()))
     if kind == "text":
-        return Text(to=spec["to"], text=spec["text"], reply_to=spec.get("reply_to"))
-    if kind == "image":
-        media = Media(
-            url=spec["image_url"], mimetype=spec.get("mimetype"), filename=spec.get("filename")
+        return Text(
+            to=spec["to"], text=spec["text"], reply_to=spec.get("reply_to"), mentions=mentions
         )
+    if kind == "image":
+        if "image_fixture" in spec:
+            # Bytes in memory: the adapter sniffs their type without any I/O.
+            fixture = spec["image_fixture"]
+            media = Media(
+                data=(MEDIA / fixture).read_bytes(),
+                mimetype=spec.get("mimetype"),
+                filename=spec.get("filename", fixture),
+            )
+        else:
+            media = Media(
+                url=spec["image_url"], mimetype=spec.get("mimetype"), filename=spec.get("filename")
+            )
         return Image(
-            to=spec["to"], image=media, caption=spec.get("caption"), reply_to=spec.get("reply_to")
+            to=spec["to"],
+            image=media,
+            caption=spec.get("caption"),
+            reply_to=spec.get("reply_to"),
+            mentions=mentions,
+            view_once=spec.get("view_once", False),
         )
     raise ValueError(f"unknown message type in golden: {kind!r}")
 
@@ -115,17 +159,88 @@ def _reveal_pairs(pairs: tuple[tuple[str, str | Secret], ...]) -> list[list[str]
     return [[name, value.reveal() if isinstance(value, Secret) else value] for name, value in pairs]
 
 
+def render_body(request: HttpRequest) -> bytes:
+    """The bytes a transport would send for ``request`` (streams rendered)."""
+    body = request.body
+    if isinstance(body, bytes):
+        return body
+    assert isinstance(body, ComposedBody), "goldens describe composed or in-memory bodies"
+
+    async def collect() -> bytes:
+        return b"".join([chunk async for chunk in iter_body(body)])
+
+    rendered = asyncio.run(collect())
+    assert body.length == len(rendered), "the announced Content-Length must be exact"
+    return rendered
+
+
+def _fixture_name(data: bytes) -> str:
+    for path in sorted(MEDIA.iterdir()):
+        if path.read_bytes() == data:
+            return path.name
+    raise AssertionError(f"uploaded bytes ({len(data)}) match no fixture in {MEDIA}")
+
+
+def parse_form(content_type: str, body: bytes) -> list[list[Any]]:
+    """A multipart/form-data body parsed back with the standard library's MIME parser.
+
+    Text fields become ``[name, value]``; file fields ``[name, {"filename",
+    "content_type", "fixture"}]`` where ``fixture`` names the media file whose
+    bytes were uploaded.
+    """
+    message = BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + body
+    )
+    assert message.is_multipart(), "not a multipart body"
+    fields: list[list[Any]] = []
+    for part in message.iter_parts():
+        assert isinstance(part, EmailMessage)
+        assert part.get_content_disposition() == "form-data"
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        assert isinstance(payload, bytes)
+        filename = part.get_filename()
+        if filename is None:
+            fields.append([name, payload.decode()])
+        else:
+            fields.append(
+                [
+                    name,
+                    {
+                        "filename": filename,
+                        "content_type": part.get_content_type(),
+                        "fixture": _fixture_name(payload),
+                    },
+                ]
+            )
+    return fields
+
+
 def request_to_dict(request: HttpRequest) -> dict[str, Any]:
-    """A request as a golden's ``"expect"`` writes it, secrets revealed, body parsed."""
-    assert isinstance(request.body, bytes), "goldens describe in-memory bodies only"
-    return {
+    """A request as a golden's ``"expect"`` writes it, secrets revealed, body parsed.
+
+    A JSON body is given as ``"json"``; a multipart body as ``"form"`` (see
+    :func:`parse_form`), its Content-Type header as ``"multipart/form-data"``
+    since the boundary is random.
+    """
+    body = render_body(request)
+    headers = _reveal_pairs(request.headers)
+    data: dict[str, Any] = {
         "method": request.method,
         "url": request.url,
         "query": _reveal_pairs(request.query),
-        "headers": _reveal_pairs(request.headers),
-        "json": json.loads(request.body),
+        "headers": headers,
         "kind": request.kind,
     }
+    content_type = dict(request.revealed_headers()).get("Content-Type", "")
+    if content_type.startswith("multipart/form-data"):
+        for pair in headers:
+            if pair[0] == "Content-Type":
+                pair[1] = "multipart/form-data"
+        data["form"] = parse_form(content_type, body)
+    elif body:
+        data["json"] = json.loads(body)
+    return data
 
 
 def result_to_dict(result: SendResult) -> dict[str, Any]:

@@ -525,7 +525,9 @@ async def test_wamsg_errors_from_the_handler_pass_through(mock: Factory) -> None
     ("status", "outcome"),
     [
         (500, Outcome.UNKNOWN),
-        (502, Outcome.NOT_SENT),  # Wawp documents 502 as "never reached WAHA"
+        # A bare 502 may come from a proxy in front of Wawp after the origin
+        # acted; only Wawp's own wawp_upstream_error code means "never sent".
+        (502, Outcome.UNKNOWN),
         (503, Outcome.NOT_SENT),
         (504, Outcome.UNKNOWN),
     ],

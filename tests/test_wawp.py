@@ -19,14 +19,9 @@ import msgspec
 import pytest
 from golden import (
     DATA,
-    build_message,
     build_response,
-    check_expect_keys,
-    error_to_dict,
     golden_files,
     load_golden,
-    request_to_dict,
-    result_to_dict,
 )
 
 import wamsg
@@ -92,36 +87,6 @@ def decode_error(
 # --------------------------------------------------------------------------
 # Golden files
 # --------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("path", REQUEST_GOLDENS, ids=_case_id)
-def test_request_golden(path: Path) -> None:
-    golden = load_golden(path)
-    adapter = wamsg.create_adapter("wawp", **golden["settings"])
-    request = adapter.encode(build_message(golden["message"]))
-    expect = golden["expect"]
-    assert request_to_dict(request) == expect
-    # Byte for byte, so the key order of the documented samples is kept too.
-    assert request.body == msgspec.json.encode(expect["json"])
-
-
-@pytest.mark.parametrize("path", RESPONSE_GOLDENS, ids=_case_id)
-def test_response_golden(path: Path) -> None:
-    golden = load_golden(path)
-    expect = golden["expect"]
-    check_expect_keys(expect)
-    response = build_response(golden)
-    outcome = decode_response(response)
-    if "result" in expect:
-        assert isinstance(outcome, SendResult), f"expected a result, got {outcome!r}"
-        assert result_to_dict(outcome) == expect["result"]
-        assert outcome.provider == "wawp"
-        assert outcome.raw == response.body
-    else:
-        assert isinstance(outcome, ProviderError), f"expected an error, got {outcome!r}"
-        with_message = "gateway_message" in expect["error"]
-        assert error_to_dict(outcome, with_message=with_message) == expect["error"]
-        assert outcome.provider == "wawp"
 
 
 def test_seed_004_success_body() -> None:

@@ -21,6 +21,7 @@ from .errors import (
     Disconnected,
     InvalidMessage,
     Outcome,
+    ProviderConfigError,
     ProviderError,
     ProviderUnavailable,
     RateLimited,
@@ -30,7 +31,7 @@ from .errors import (
     UnsupportedFeature,
     WamsgError,
 )
-from .http import HttpRequest, HttpResponse, StreamBody
+from .http import ComposedBody, HttpRequest, HttpResponse, MediaChunks, StreamBody
 from .models import Attempt, Image, Media, Message, Recipient, SendResult, Status, Text
 from .providers import Adapter, Capabilities, available, create_adapter, register
 from .transports import MockTransport, Timeouts, Transport
@@ -41,6 +42,7 @@ __all__ = [
     "AuthenticationError",
     "Capabilities",
     "Client",
+    "ComposedBody",
     "ConfigError",
     "ConnectError",
     "Disconnected",
@@ -49,9 +51,11 @@ __all__ = [
     "Image",
     "InvalidMessage",
     "Media",
+    "MediaChunks",
     "Message",
     "MockTransport",
     "Outcome",
+    "ProviderConfigError",
     "ProviderError",
     "ProviderUnavailable",
     "RateLimited",

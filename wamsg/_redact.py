@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import re
 from collections.abc import Iterable
+from urllib.parse import quote, quote_plus
 
 __all__ = ["Secret", "mask_phone", "redact"]
 
@@ -81,10 +82,35 @@ def mask_phone(digits: str) -> str:
     return f"{plus}{core[:2]}{'*' * (len(core) - 4)}{core[-2:]}"
 
 
-def redact(text: str, secrets: Iterable[str | Secret] = ()) -> str:
-    """Return ``text`` with every secret replaced and every phone number masked."""
-    for secret in secrets:
-        value = secret.reveal() if isinstance(secret, Secret) else secret
+def _forms(value: str) -> set[str]:
+    """A secret as it may appear in text: as is, percent-encoded in a URL (as
+    yarl and aiohttp print it), form-encoded, and JSON-escaped by PHP (``\\/``)."""
+    forms = {value}
+    if not value.isalnum():
+        forms |= {
+            quote(value, safe=""),
+            quote(value, safe="/"),
+            quote_plus(value),
+            value.replace("/", "\\/"),
+        }
+    return {f for f in forms if f}
+
+
+def redact(text: str, secrets: Iterable[str | Secret] = (), *, cut: bool = False) -> str:
+    """Return ``text`` with every secret replaced and every phone number masked.
+
+    With ``cut=True`` the text is known to be truncated (a capped body), so a
+    secret's first characters at its very end are masked too.
+    """
+    values = [s.reveal() if isinstance(s, Secret) else s for s in secrets]
+    for value in values:
         if value:
-            text = text.replace(value, REDACTED)
+            for form in _forms(value):
+                text = text.replace(form, REDACTED)
+    if cut:
+        for value in values:
+            for size in range(len(value) - 1, 0, -1):
+                if text.endswith(value[:size]):
+                    text = text[:-size] + REDACTED
+                    break
     return _PHONE_RE.sub(lambda m: mask_phone(_NOT_DIGIT.sub("", m.group(0))), text)

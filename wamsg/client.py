@@ -10,32 +10,47 @@ are built on top of this loop, only for failures whose outcome is
 from __future__ import annotations
 
 import logging
-import os
+import math
 import time
-from collections.abc import AsyncIterable
+from collections.abc import Sequence
 from types import TracebackType
-from typing import IO, Any
+from typing import Any, NoReturn
 
 import anyio
 import msgspec
 
 from ._redact import redact
-from .errors import ConfigError, InvalidMessage, Outcome, SendTimeout, TransportError, WamsgError
+from ._streams import prepare_media
+from .errors import (
+    ConfigError,
+    InvalidMessage,
+    Outcome,
+    ProviderError,
+    SendTimeout,
+    TransportError,
+    WamsgError,
+)
 from .http import HttpRequest
-from .models import Attempt, Image, Media, Message, Recipient, SendResult, Text
+from .models import Attempt, Image, ImageInput, Media, Message, Recipient, SendResult, Text
 from .providers import Adapter, create_adapter
+from .providers.base import check_message
 from .transports.base import Timeouts, Transport
 
 __all__ = ["Client"]
 
 logger = logging.getLogger("wamsg")
 
-ImageInput = Media | str | os.PathLike[str] | bytes | IO[bytes] | AsyncIterable[bytes]
+
+def _valid_seconds(value: object) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
 
 
-def _mentions(
-    mentions: tuple[str | Recipient, ...] | list[str | Recipient],
-) -> tuple[str | Recipient, ...]:
+def _mentions(mentions: Sequence[str | Recipient]) -> tuple[str | Recipient, ...]:
     if isinstance(mentions, str):
         raise InvalidMessage("mentions must be a list of numbers, not a single string")
     return tuple(mentions)
@@ -92,10 +107,8 @@ class Client:
             ("read_timeout", read_timeout),
             ("media_read_timeout", media_read_timeout),
         ):
-            if value is not None and (
-                not isinstance(value, int | float) or isinstance(value, bool) or not value > 0
-            ):
-                raise ConfigError(f"{name} must be a positive number of seconds or None")
+            if value is not None and not _valid_seconds(value):
+                raise ConfigError(f"{name} must be a positive, finite number of seconds or None")
         self.provider = self.adapter.name
         self.timeout = timeout
         self._timeouts = {
@@ -128,7 +141,7 @@ class Client:
     ) -> None:
         await self.aclose()
 
-    def __enter__(self) -> Client:
+    def __enter__(self) -> NoReturn:
         raise ConfigError("wamsg.Client is async: use `async with wamsg.Client(...) as client:`")
 
     def __exit__(self, *args: object) -> None:  # pragma: no cover - __enter__ always raises
@@ -157,7 +170,7 @@ class Client:
         text: str,
         *,
         reply_to: str | None = None,
-        mentions: tuple[str | Recipient, ...] | list[str | Recipient] = (),
+        mentions: Sequence[str | Recipient] = (),
         timeout: float | None = None,
     ) -> SendResult:
         """Send a text message. See :meth:`send` for what it raises."""
@@ -173,7 +186,7 @@ class Client:
         filename: str | None = None,
         mimetype: str | None = None,
         reply_to: str | None = None,
-        mentions: tuple[str | Recipient, ...] | list[str | Recipient] = (),
+        mentions: Sequence[str | Recipient] = (),
         view_once: bool = False,
         timeout: float | None = None,
     ) -> SendResult:
@@ -208,10 +221,28 @@ class Client:
             raise ConfigError(
                 f"message must be a wamsg Text or Image, not {type(message).__name__}"
             )
-        request = self.adapter.encode(message)
         deadline = self.timeout if timeout is None else timeout
-        if deadline is not None and (not isinstance(deadline, int | float) or not deadline > 0):
-            raise ConfigError("timeout must be a positive number of seconds")
+        if deadline is not None and not _valid_seconds(deadline):
+            raise ConfigError("timeout must be a positive, finite number of seconds")
+        if isinstance(message, Image) and message.image.url is None and message.image.head is None:
+            # The capability checks first (they need no bytes), so that an
+            # image the gateway cannot take is refused before its file is read
+            # or its single-use stream consumed; then read the first bytes
+            # (and a file object's size), under the call's deadline, so the
+            # adapter can tell the type and check limits before any request.
+            check_message(self.provider, self.adapter.capabilities, message)
+            try:
+                with anyio.fail_after(deadline):
+                    media = await prepare_media(message.image)
+            except TimeoutError:
+                raise SendTimeout(
+                    f"{self.provider}: reading the image took longer than the "
+                    f"{deadline}s deadline; nothing was sent",
+                    provider=self.provider,
+                    outcome=Outcome.NOT_SENT,
+                ) from None
+            message = msgspec.structs.replace(message, image=media)
+        request = self.adapter.encode(message)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "wamsg send %s via %s to %s",
@@ -273,4 +304,18 @@ class Client:
                 provider=self.provider,
                 outcome=Outcome.UNKNOWN,
             ) from None
-        return self.adapter.decode(response), response.status
+        try:
+            return self.adapter.decode(response), response.status
+        except WamsgError:
+            raise
+        except Exception as exc:
+            # An adapter must raise wamsg errors only; one that crashes on a
+            # hostile body must not hide that the gateway answered (a 2xx may
+            # mean the message is out), so this is never "not sent".
+            raise ProviderError(
+                f"{self.provider}: could not read the answer (HTTP {response.status}): "
+                f"{type(exc).__name__}",
+                provider=self.provider,
+                status_code=response.status,
+                outcome=Outcome.UNKNOWN,
+            ) from None

@@ -6,6 +6,7 @@
     ├── InvalidMessage (ValueError)      local: bad phone, empty text, two image sources …
     ├── UnsupportedFeature (ValueError)  local: view_once on a gateway without it …
     ├── ConfigError                      local: missing token, unknown provider, closed client …
+    │   └── ProviderConfigError          the gateway says our settings are wrong (also a Rejected)
     ├── TransportError                   remote, no HTTP answer
     │   ├── ConnectError                 outcome=not_sent (safe to retry)
     │   ├── SendTimeout                  outcome=unknown  (may have been delivered)
@@ -37,6 +38,7 @@ __all__ = [
     "Disconnected",
     "InvalidMessage",
     "Outcome",
+    "ProviderConfigError",
     "ProviderError",
     "ProviderUnavailable",
     "RateLimited",
@@ -207,6 +209,15 @@ class Rejected(ProviderError):
     """The gateway refused this message (4xx); sending it again will not help."""
 
     outcome = Outcome.REJECTED
+
+
+class ProviderConfigError(Rejected, ConfigError):
+    """The gateway refused the request because of this client's settings.
+
+    For example gowa's ``DEVICE_ID_REQUIRED``: the message names the setting
+    to change. It is both a :class:`Rejected` (the gateway answered) and a
+    :class:`ConfigError` (fix the configuration, not the message).
+    """
 
 
 class ProviderUnavailable(ProviderError):

@@ -13,8 +13,9 @@ from typing import Literal, TypeAlias
 import msgspec
 
 from ._redact import Secret, redact
+from .models import Media
 
-__all__ = ["Body", "HttpRequest", "HttpResponse", "StreamBody"]
+__all__ = ["Body", "ComposedBody", "HttpRequest", "HttpResponse", "MediaChunks", "StreamBody"]
 
 
 class StreamBody(msgspec.Struct, frozen=True, kw_only=True):
@@ -29,7 +30,55 @@ class StreamBody(msgspec.Struct, frozen=True, kw_only=True):
     """Exact byte length when known up front (sent as Content-Length)."""
 
 
-Body: TypeAlias = bytes | StreamBody
+class MediaChunks(msgspec.Struct, frozen=True, kw_only=True):
+    """The bytes of a media source inside a :class:`ComposedBody`, raw or base64."""
+
+    media: Media
+    base64: bool = False
+
+    def __repr__(self) -> str:
+        return f"MediaChunks({self.media!r}, base64={self.base64})"
+
+    @property
+    def length(self) -> int | None:
+        """Bytes this part adds to the body, when the media size is known."""
+        size = self.media.size
+        if size is None:
+            return None
+        return 4 * ((size + 2) // 3) if self.base64 else size
+
+
+class ComposedBody(msgspec.Struct, frozen=True, kw_only=True):
+    """A body made of fixed bytes and media sources, streamed in order.
+
+    Adapters describe uploads this way (multipart, base64 inside JSON) with no
+    I/O; the transport streams it, reading the media in chunks, so the file
+    (or its base64) is never whole in memory. It can be sent again as long as
+    its media can be read again (bytes, paths, seekable files).
+    """
+
+    parts: tuple[bytes | MediaChunks, ...]
+
+    def __repr__(self) -> str:
+        # The fixed parts hold form fields and JSON (recipients): sizes only.
+        return f"ComposedBody({len(self.parts)} parts, {self.length} bytes)"
+
+    @property
+    def length(self) -> int | None:
+        """Exact byte length, when every media size is known."""
+        total = 0
+        for part in self.parts:
+            if isinstance(part, bytes):
+                total += len(part)
+            else:
+                size = part.length
+                if size is None:
+                    return None
+                total += size
+        return total
+
+
+Body: TypeAlias = bytes | StreamBody | ComposedBody
 QueryValue: TypeAlias = str | Secret
 
 
@@ -41,7 +90,8 @@ class HttpRequest(msgspec.Struct, frozen=True, kw_only=True):
         url: scheme, host and path, never with credentials in it.
         query: query parameters in order; secret values are :class:`Secret`.
         headers: request headers in order; secret values are :class:`Secret`.
-        body: the bytes to send, or a :class:`StreamBody`.
+        body: the bytes to send, a :class:`ComposedBody` (uploads) or a
+            :class:`StreamBody` (any async byte source).
         kind: ``"text"`` or ``"media"``: which timeouts apply.
     """
 
@@ -69,7 +119,7 @@ class HttpRequest(msgspec.Struct, frozen=True, kw_only=True):
     def __repr__(self) -> str:
         query = "&".join(f"{k}={v if isinstance(v, Secret) else redact(v)}" for k, v in self.query)
         where = f"{self.url}?{query}" if query else self.url
-        if isinstance(self.body, StreamBody):
+        if isinstance(self.body, StreamBody | ComposedBody):
             body = f"stream({self.body.length} bytes)"
         else:
             body = f"{len(self.body)} bytes"

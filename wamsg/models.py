@@ -168,7 +168,7 @@ class Recipient(msgspec.Struct, frozen=True, kw_only=True):
             pattern = _CHAT_ID_PATTERNS.get(server)
             if pattern is None:
                 raise InvalidMessage(
-                    f"unknown chat id server {server!r}: expected a phone number or an id "
+                    f"unknown chat id server in {_shown(to)}: expected a phone number or an id "
                     "ending in @c.us, @s.whatsapp.net, @g.us, @newsletter, @lid or @broadcast"
                 )
             if not pattern.fullmatch(local):
@@ -204,6 +204,12 @@ class Recipient(msgspec.Struct, frozen=True, kw_only=True):
 
 MediaSource: TypeAlias = Literal["url", "path", "bytes", "file", "stream"]
 
+ImageInput: TypeAlias = (
+    "Media | str | os.PathLike[str] | bytes | bytearray | memoryview"
+    " | IO[bytes] | AsyncIterable[bytes]"
+)
+"""What ``send_image`` and :meth:`Media.coerce` accept as an image."""
+
 _DATA_URI = re.compile(r"data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(?:;[^,;]*)*?);base64,", re.I)
 
 
@@ -227,7 +233,13 @@ class Media(msgspec.Struct, frozen=True, kw_only=True):
     filename: str | None = None
     mimetype: str | None = None
     size: int | None = None
-    """Byte size when known up front (always for bytes and paths)."""
+    """Byte size when known up front (always for bytes and paths; give it for
+    streams so that limits are checked and Content-Length is sent)."""
+    head: bytes | None = None
+    """The first bytes, read by the client before encoding to tell the type."""
+    head_consumed: bool = False
+    """True when ``head`` was taken from a stream that cannot rewind, so the
+    body must send ``head`` before the rest of the stream."""
 
     def __post_init__(self) -> None:
         given = [
@@ -255,10 +267,10 @@ class Media(msgspec.Struct, frozen=True, kw_only=True):
                 info = os.stat(self.path)
             except OSError as exc:
                 raise InvalidMessage(
-                    f"cannot read image file {self.path!r}: {exc.strerror}"
+                    f"cannot read image file {redact(self.path)!r}: {exc.strerror}"
                 ) from None
             if not stat.S_ISREG(info.st_mode):
-                raise InvalidMessage(f"image path {self.path!r} is not a regular file")
+                raise InvalidMessage(f"image path {redact(self.path)!r} is not a regular file")
             force_setattr(self, "size", info.st_size)
             if self.filename is None:
                 force_setattr(self, "filename", os.path.basename(self.path))
@@ -284,7 +296,7 @@ class Media(msgspec.Struct, frozen=True, kw_only=True):
     @classmethod
     def coerce(
         cls,
-        image: Media | str | os.PathLike[str] | bytes | IO[bytes] | AsyncIterable[bytes],
+        image: ImageInput,
         *,
         filename: str | None = None,
         mimetype: str | None = None,
@@ -313,10 +325,14 @@ class Media(msgspec.Struct, frozen=True, kw_only=True):
             return cls(path=os.fspath(image), filename=filename, mimetype=mimetype)
         if isinstance(image, bytes | bytearray | memoryview):
             return cls(data=bytes(image), filename=filename, mimetype=mimetype)
-        if hasattr(image, "read"):
-            return cls(file=cast("IO[bytes]", image), filename=filename, mimetype=mimetype)
+        # Async sources first: aiohttp's resp.content and anyio/aiofiles files
+        # have a read() too, but it is a coroutine.
         if hasattr(image, "__aiter__"):
-            return cls(stream=image, filename=filename, mimetype=mimetype)
+            return cls(
+                stream=cast("AsyncIterable[bytes]", image), filename=filename, mimetype=mimetype
+            )
+        if hasattr(image, "read"):
+            return cls(file=image, filename=filename, mimetype=mimetype)
         raise InvalidMessage(
             "image must be a URL, a path, bytes, a binary file object or an async "
             f"iterable of bytes, not {type(image).__name__}"
@@ -353,7 +369,7 @@ class Media(msgspec.Struct, frozen=True, kw_only=True):
         if self.url is not None:
             where = f"url={redact(self.url)[:80]!r}"
         elif self.path is not None:
-            where = f"path={self.path!r}"
+            where = f"path={redact(self.path)!r}"
         else:
             where = self.source
         size = f", size={self.size}" if self.size is not None else ""
@@ -372,6 +388,15 @@ def _parse_mentions(
     if isinstance(mentions, str):
         raise InvalidMessage("mentions must be a list of numbers, not a single string")
     return tuple(Recipient.parse(m) for m in mentions)
+
+
+def _check_encodable(field: str, value: str) -> None:
+    # A lone surrogate (from a bad decode upstream) cannot go out as UTF-8.
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidMessage(f"{field} holds characters that are not valid Unicode") from None
 
 
 class _Base(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
@@ -413,6 +438,7 @@ class Text(_Base, frozen=True, kw_only=True, tag="text"):
             raise InvalidMessage(f"text must be a string, not {type(self.text).__name__}")
         if not self.text.strip():
             raise InvalidMessage("text is empty")
+        _check_encodable("text", self.text)
 
     def __repr__(self) -> str:
         return f"Text(to={self.recipient.masked}, chars={len(self.text)})"
@@ -429,8 +455,10 @@ class Image(_Base, frozen=True, kw_only=True, tag="image"):
         super().__post_init__()
         if not isinstance(self.image, Media):
             force_setattr(self, "image", Media.coerce(self.image))
-        if self.caption is not None and not isinstance(self.caption, str):
-            raise InvalidMessage("caption must be a string")
+        if self.caption is not None:
+            if not isinstance(self.caption, str):
+                raise InvalidMessage("caption must be a string")
+            _check_encodable("caption", self.caption)
 
     def __repr__(self) -> str:
         caption = f", caption_chars={len(self.caption)}" if self.caption else ""

@@ -20,7 +20,14 @@ from .._redact import Secret, redact
 from ..errors import Outcome, ProviderError
 from ..http import HttpResponse
 from ..models import SendResult, Status
-from .base import HTTP_STATUS_RULES, ErrorRule, error_from_response
+from .base import (
+    HTTP_STATUS_RULES,
+    ErrorRule,
+    error_from_response,
+    excerpt,
+    loads,
+    nonempty_str,
+)
 
 __all__ = ["ACK_STATUS", "USER_SERVER", "decode_send"]
 
@@ -86,10 +93,6 @@ class _EngineMessage(msgspec.Struct):
 _DECODER = msgspec.json.Decoder(_EngineMessage)
 
 
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
 def _ids(m: _EngineMessage) -> tuple[str | None, str | None, str | None]:
     """(serialized id, short id, chat id), in the order providers.md §2.5 gives."""
     ident = m.id
@@ -97,7 +100,11 @@ def _ids(m: _EngineMessage) -> tuple[str | None, str | None, str | None]:
         remote = ident.get("remote")
         if isinstance(remote, dict):  # older whatsapp-web.js: remote is a Wid object
             remote = remote.get("_serialized")
-        return _str(ident.get("_serialized")), _str(ident.get("id")), _str(remote)
+        return (
+            nonempty_str(ident.get("_serialized")),
+            nonempty_str(ident.get("id")),
+            nonempty_str(remote),
+        )
     if isinstance(ident, str) and ident:
         # "<fromMe>_<chat>_<short>", e.g. "true_111@c.us_3EB0…"
         parts = ident.split("_", 2)
@@ -106,7 +113,7 @@ def _ids(m: _EngineMessage) -> tuple[str | None, str | None, str | None]:
         return ident, ident, None
     key = m.key
     if isinstance(key, dict):
-        short, chat = _str(key.get("id")), _str(key.get("remoteJid"))
+        short, chat = nonempty_str(key.get("id")), nonempty_str(key.get("remoteJid"))
         if chat and chat.endswith("@s.whatsapp.net"):
             # WAHA's NOWEB engine builds its ids (and webhook ids) from the
             # "@c.us" form of the chat (session.noweb.core.ts buildMessageId
@@ -136,12 +143,12 @@ def _timestamp(m: _EngineMessage) -> datetime | None:
             if isinstance(low, int) and isinstance(high, int)
             else None
         )
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20:
         value = int(value)
     if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-        if value > 10**11:  # milliseconds
-            value = value / 1000
         try:
+            if value > 10**11:  # milliseconds
+                value = value / 1000
             return datetime.fromtimestamp(value, UTC)
         except (OverflowError, OSError, ValueError):
             return None
@@ -176,7 +183,7 @@ def decode_send(
         return SendResult(provider=provider, status=Status.UNKNOWN, raw=response.body)
     try:
         m = _DECODER.decode(response.body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         # Not a JSON object. The gateway said 2xx, so the message may well
         # have gone out: report it, but never as not_sent.
         raise ProviderError(
@@ -184,32 +191,41 @@ def decode_send(
             provider=provider,
             status_code=response.status,
             outcome=Outcome.UNKNOWN,
-            body_excerpt=redact(response.body[:300].decode("utf-8", "replace"), secrets),
+            body_excerpt=excerpt(response, secrets),
         ) from None
     serialized, short, chat = _ids(m)
     if serialized is None:
         declared = _declared_error_status(m)
-        if (
-            declared is not None
-            or m.success is False
-            or m.error not in (None, "", False)
-            or (isinstance(m.code, str) and isinstance(m.message, str))
-        ):
+        says_failed = declared is not None or m.success is False or m.error not in (None, "", False)
+        known_code = isinstance(m.code, str) and m.code in (code_rules or {})
+        if says_failed or known_code:
             # A 200 whose body describes a failure is a failure.
             raise error_from_response(
                 provider,
                 response,
-                parsed=msgspec.json.decode(response.body),
+                parsed=loads(response.body),
                 status_rules=status_rules,
                 code_rules=code_rules,
                 status=declared or 400,
                 secrets=secrets,
             )
+        if isinstance(m.code, str) and isinstance(m.message, str):
+            # {code, message} with a code we do not know, and no id: not
+            # clearly a failure, not a success either. Never claim not_sent.
+            raise ProviderError(
+                f"{provider}: HTTP {response.status} without a message id "
+                f"(code {redact(m.code, secrets)[:80]!r})",
+                provider=provider,
+                status_code=response.status,
+                error_code=redact(m.code, secrets)[:80],
+                outcome=Outcome.UNKNOWN,
+                body_excerpt=excerpt(response, secrets),
+            )
     return SendResult(
         provider=provider,
         message_id=serialized,
         status=_status(m),
-        chat_id=chat or _str(m.to),
+        chat_id=chat or nonempty_str(m.to),
         timestamp=_timestamp(m),
         short_id=short,
         raw=response.body,

@@ -12,11 +12,11 @@ import email.utils
 import re
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar, Protocol, TypeAlias, runtime_checkable
+from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 import msgspec
 
-from .._mediatype import guess_from_name, sniff
+from .._mediatype import SNIFF_BYTES, guess_from_name, sniff
 from .._redact import Secret, redact
 from ..errors import (
     AuthenticationError,
@@ -32,12 +32,18 @@ from ..http import HttpRequest, HttpResponse
 from ..models import Image, Media, Message, SendResult, Text
 
 __all__ = [
+    "WHATSMEOW_USER_SERVER",
     "Adapter",
     "Capabilities",
     "ErrorRule",
+    "bare_message_id",
     "check_message",
     "error_from_response",
+    "excerpt",
+    "find_code_and_message",
     "image_mimetype",
+    "loads",
+    "nonempty_str",
     "parse_retry_after",
 ]
 
@@ -87,8 +93,15 @@ class Adapter(Protocol):
     and never lets a parsing error escape.
     """
 
-    name: ClassVar[str]
-    capabilities: ClassVar[Capabilities]
+    @property
+    def name(self) -> str:
+        """The provider's registered name (``"wawp"``); a class attribute will do."""
+        ...
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the gateway can express; a class attribute will do."""
+        ...
 
     def encode(self, message: Message) -> HttpRequest:
         """Build the HTTP request that sends ``message``."""
@@ -160,9 +173,8 @@ def image_mimetype(provider: str, caps: Capabilities, image: Image) -> str:
     type cannot be told.
     """
     media: Media = image.image
-    mimetype = None
-    if media.data is not None:
-        mimetype = sniff(media.data[:16])
+    head = media.head if media.head is not None else media.data
+    mimetype = sniff(head[:SNIFF_BYTES]) if head else None
     mimetype = mimetype or media.mimetype
     if mimetype is None:
         for name in (media.filename, media.url, media.path):
@@ -177,6 +189,32 @@ def image_mimetype(provider: str, caps: Capabilities, image: Image) -> str:
     if mimetype not in caps.image_types:
         raise InvalidMessage(f"{provider} does not accept {mimetype} images; use {_allowed(caps)}")
     return mimetype
+
+
+#: whatsmeow-based gateways (gowa, WUTS) write user JIDs ``<digits>@s.whatsapp.net``
+#: (providers.md §3.4, §4.4, §5); WAHA and Wawp write ``@c.us``.
+WHATSMEOW_USER_SERVER = "s.whatsapp.net"
+
+
+def bare_message_id(reply_to: str) -> str:
+    """The bare WhatsApp id (``3EB0…``) of a message id in any gateway's form.
+
+    WAHA and Wawp serialize ids as ``true_<chat>_<id>`` (groups:
+    ``false_<group>_<id>_<participant>``, providers.md §1.7, §2.5); gowa and
+    WUTS take the bare ``<id>`` to quote a message (§3.5, §4.2). Reducing the
+    serialized form here lets an id from one gateway's results quote a message
+    on another. A bare id comes back unchanged.
+    """
+    ident = reply_to.strip()
+    parts = ident.split("_")
+    if len(parts) >= 3 and parts[0] in ("true", "false") and "@" in parts[1] and parts[2]:
+        return parts[2]
+    return ident
+
+
+def nonempty_str(value: Any) -> str | None:
+    """``value`` when it is a non-empty string (loosely typed answers), else None."""
+    return value if isinstance(value, str) and value else None
 
 
 def _allowed(caps: Capabilities) -> str:
@@ -220,7 +258,11 @@ _FALLBACK_OTHER: ErrorRule = (ProviderError, Outcome.UNKNOWN, False)
 _EXCERPT_CHARS = 300
 # A Retry-After beyond a day is not a hint anyone should sleep on.
 _MAX_RETRY_AFTER = 86400.0
-_TAG = re.compile(r"<[^>]+>")
+# Bounded, so that a body of unclosed "<" cannot make the regex quadratic.
+_TAG = re.compile(r"<[^<>]{0,200}>")
+# How much of a body error texts are taken from: enough for any error
+# message, small enough that redaction and regexes stay cheap on a runaway body.
+_TEXT_BYTES = 8192
 _XML_FIELD = re.compile(r"<(code|message|error)>\s*([^<]{1,300}?)\s*</\1>", re.I)
 _TITLE = re.compile(r"<title>\s*([^<]{1,300}?)\s*</title>", re.I)
 
@@ -296,8 +338,21 @@ def loads(body: bytes) -> Any:
         return None
     try:
         return msgspec.json.decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return None
+
+
+def _bounded_text(response: HttpResponse, secrets: list[Secret]) -> str:
+    """The start of the body as redacted text (a cut secret is masked too)."""
+    longest = max((len(s.reveal()) for s in secrets), default=0)
+    body = response.body
+    cut = response.truncated or len(body) > _TEXT_BYTES + longest
+    return redact(_text_of(body[: _TEXT_BYTES + longest]), secrets, cut=cut)[:_TEXT_BYTES]
+
+
+def excerpt(response: HttpResponse, secrets: Iterable[Secret] = ()) -> str:
+    """A short, redacted excerpt of a response body, for error reports."""
+    return _bounded_text(response, list(secrets))[:_EXCERPT_CHARS]
 
 
 def error_from_response(
@@ -308,21 +363,25 @@ def error_from_response(
     status_rules: Mapping[int, ErrorRule] = HTTP_STATUS_RULES,
     code_rules: Mapping[str, ErrorRule] | None = None,
     status: int | None = None,
+    code: str | None = None,
     secrets: Iterable[Secret] = (),
 ) -> ProviderError:
     """Build the typed error for a failed send.
 
     ``status`` overrides the HTTP status for the rule lookup, for gateways
     that put the real status in the body of a 200. The gateway's error code,
-    when it has a rule in ``code_rules``, wins over the status.
+    when it has a rule in ``code_rules``, wins over the status; ``code``
+    overrides the code found in the body, for gateways whose errors are told
+    apart by their text (the adapter names the case, the table maps it).
     """
     secret_list = list(secrets)
     # Redact the whole text before anything is cut from it, so that a secret
     # straddling a cut cannot leave its first half behind.
-    text = redact(_text_of(response.body), secret_list)
+    text = _bounded_text(response, secret_list)
     if parsed is None:
         parsed = loads(response.body)
-    code, gateway_message = find_code_and_message(parsed, text)
+    found_code, gateway_message = find_code_and_message(parsed, text)
+    code = code or found_code
     effective = status if status is not None else response.status
     rule = (code_rules or {}).get(code or "") or status_rules.get(effective)
     if rule is None:

@@ -73,10 +73,9 @@ _STATUS_RULES: dict[int, ErrorRule] = {
     **HTTP_STATUS_RULES,
     # 404 is "Session Does Not Exist": the instance_id is wrong.
     404: (Rejected, Outcome.REJECTED, False),
-    # 502 is documented as "Bad Gateway - Connection Failed to Upstream", and
-    # the v2 text page says to "retry with exponential backoff for
-    # 'wawp_upstream_error'": the proxy never reached WAHA, so nothing went out.
-    502: (ProviderUnavailable, Outcome.NOT_SENT, True),
+    # A bare 502 keeps the shared "unknown": it may come from a CDN or load
+    # balancer in front of Wawp after the origin acted. Only Wawp's own
+    # `wawp_upstream_error` code (below) says the upstream was never reached.
 }
 
 #: The v1 codes (providers.md §1.8): also seen in 200 bodies from the proxy.
@@ -84,6 +83,9 @@ _CODE_RULES: dict[str, ErrorRule] = {
     "invalid_access_token": (AuthenticationError, Outcome.REJECTED, False),
     "invalid_instance": (Rejected, Outcome.REJECTED, False),
     "subscription_required": (AuthenticationError, Outcome.REJECTED, False),
+    # 502 "Bad Gateway - Connection Failed to Upstream"; the v2 text page
+    # says to "retry with exponential backoff for 'wawp_upstream_error'": the
+    # proxy never reached WAHA, so nothing went out.
     "wawp_upstream_error": (ProviderUnavailable, Outcome.NOT_SENT, True),
     "rate_limit_exceeded": (RateLimited, Outcome.NOT_SENT, True),
 }

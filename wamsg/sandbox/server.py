@@ -106,9 +106,9 @@ async def running_sandbox(
     sandbox = Sandbox(seed=seed)
     runner = web.AppRunner(build_app(sandbox), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
     try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
         server = site._server
         assert server is not None
         assert server.sockets  # type: ignore[attr-defined]
