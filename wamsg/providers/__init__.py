@@ -19,6 +19,7 @@ AdapterFactory = Callable[..., Adapter]
 
 # Built-ins are imported on first use, so `import wamsg` stays cheap.
 _BUILTINS: dict[str, str] = {
+    "gowa": "wamsg.providers.gowa:GowaAdapter",
     "wawp": "wamsg.providers.wawp:WawpAdapter",
 }
 _registered: dict[str, AdapterFactory] = {}
