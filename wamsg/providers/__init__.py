@@ -21,6 +21,7 @@ AdapterFactory = Callable[..., Adapter]
 _BUILTINS: dict[str, str] = {
     "gowa": "wamsg.providers.gowa:GowaAdapter",
     "wawp": "wamsg.providers.wawp:WawpAdapter",
+    "wuts": "wamsg.providers.wuts:WutsAdapter",
 }
 _registered: dict[str, AdapterFactory] = {}
 
