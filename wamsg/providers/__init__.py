@@ -20,6 +20,7 @@ AdapterFactory = Callable[..., Adapter]
 # Built-ins are imported on first use, so `import wamsg` stays cheap.
 _BUILTINS: dict[str, str] = {
     "gowa": "wamsg.providers.gowa:GowaAdapter",
+    "waha": "wamsg.providers.waha:WahaAdapter",
     "wawp": "wamsg.providers.wawp:WawpAdapter",
     "wuts": "wamsg.providers.wuts:WutsAdapter",
 }
