@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+from unittest import mock
+
+from golden import build_response, golden_files, load_golden
+
+import wamsg
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -35,3 +44,39 @@ def test_commands_in_readme() -> None:
     assert "python -m pip install -e '.[test]' && python -m pytest" in text
     ci = (README.parent / ".ci" / "run").read_text()
     assert "\npython -m pytest\n" in ci, ".ci/run must run the README's test command"
+
+
+def test_same_send_with_every_provider() -> None:
+    """The README's provider-swap example runs for each provider as written."""
+    block = next(b for b in python_blocks() if "async def notify" in b)
+    env = {"WAWP_TOKEN": "t", "WAHA_API_KEY": "k", "GOWA_PASSWORD": "p", "WUTS_TOKEN": "w"}
+    namespace: dict[str, Any] = {}
+    with mock.patch.dict(os.environ, env):
+        exec(compile(block, "README.md", "exec"), namespace)
+        clients = namespace["CLIENTS"]
+        assert sorted(clients) == wamsg.available()
+        for provider, make in clients.items():
+            seen: list[wamsg.HttpRequest] = []
+            client = make()
+            assert isinstance(client, wamsg.Client)
+            # Answer with the provider's first successful golden answer.
+            client.transport = wamsg.MockTransport(_answering(provider, seen))
+            namespace["CLIENTS"] = {**clients, provider: lambda client=client: client}
+            asyncio.run(namespace["notify"](provider))
+            assert [r.kind for r in seen] == ["text", "media"], provider
+
+
+def _answering(
+    provider: str, seen: list[wamsg.HttpRequest]
+) -> Callable[[wamsg.HttpRequest], wamsg.HttpResponse]:
+    ok = next(
+        golden
+        for golden in map(load_golden, golden_files(provider, "response"))
+        if "result" in golden["expect"]
+    )
+
+    def answer(request: wamsg.HttpRequest) -> wamsg.HttpResponse:
+        seen.append(request)
+        return build_response(ok)
+
+    return answer
