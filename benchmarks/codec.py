@@ -38,7 +38,7 @@ def seed_answer() -> bytes:
         start = text.index("Example\n{") + len("Example\n")
         end = text.index("}Command Palette", start) + 1
         return json.dumps(json.loads(text[start:end])).encode()
-    golden = ROOT / "tests" / "data" / "wawp" / "text_seed004.response.json"
+    golden = ROOT / "tests" / "data" / "wawp" / "ok_seed_004_text_page.response.json"
     return json.dumps(json.loads(golden.read_text())["body"]).encode()
 
 

@@ -1,6 +1,6 @@
 """Every request the gowa adapter builds, validated against gowa's own OpenAPI document.
 
-``/work/shared/specs/gowa-openapi.yaml`` is ``docs/openapi.yaml`` of
+``tests/data/specs/gowa-openapi.yaml`` is ``docs/openapi.yaml`` of
 go-whatsapp-web-multidevice v9.2.0, an OpenAPI 3.0 document (providers.md
 §6). JSON bodies are checked against the ``/send/message`` schema; multipart
 bodies are parsed back and decoded the way OpenAPI 3.0 describes form fields
@@ -45,7 +45,7 @@ from referencing.jsonschema import DRAFT4
 from wamsg import HttpRequest, Image, Media, Message, Text
 from wamsg.providers.gowa import GowaAdapter
 
-SPEC_PATH = Path("/work/shared/specs/gowa-openapi.yaml")
+SPEC_PATH = Path(__file__).resolve().parent / "data" / "specs" / "gowa-openapi.yaml"
 # The blob providers.md §6 names (tag v9.2.0 = 51f7b199 for this file).
 SPEC_SHA256 = "c05b87c32220dccc240a9b7d5eb0b63d9cf8a72db01991fa0b4af0424e9be605"
 SPEC_URI = "urn:wamsg:gowa-openapi"

@@ -1,6 +1,6 @@
 """Every request the WAHA adapter builds, validated against WAHA's own OpenAPI document.
 
-``/work/shared/specs/waha-openapi.json`` is WAHA 2026.7.2's OpenAPI 3.1
+``tests/data/specs/waha-openapi.json`` is WAHA 2026.7.2's OpenAPI 3.1
 (providers.md §6, W7). Each request is checked against the schema the spec
 declares for its path and method, with ``$ref`` resolved inside the whole
 document. Where the spec is known to be incomplete or wrong, a test says so
@@ -24,7 +24,7 @@ from referencing.jsonschema import DRAFT202012
 from wamsg import HttpRequest, Image, Media, Message, Text
 from wamsg.providers.waha import WahaAdapter
 
-SPEC_PATH = Path("/work/shared/specs/waha-openapi.json")
+SPEC_PATH = Path(__file__).resolve().parent / "data" / "specs" / "waha-openapi.json"
 SPEC_URI = "urn:wamsg:waha-openapi"
 
 PHONE = "+55 11 99999-0000"
