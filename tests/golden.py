@@ -82,8 +82,8 @@ _ERROR_KEYS = ("class", "outcome", "retryable", "error_code", "retry_after", "st
 
 
 def providers_with_goldens() -> list[str]:
-    """Every provider with a golden folder under ``tests/data/``."""
-    return sorted(p.name for p in DATA.iterdir() if p.is_dir() and p.name != "media")
+    """Every provider with golden files under ``tests/data/<provider>/``."""
+    return sorted(p.name for p in DATA.iterdir() if p.is_dir() and any(p.glob("*.request.json")))
 
 
 def golden_files(provider: str, kind: Kind) -> list[Path]:
