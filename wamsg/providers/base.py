@@ -288,7 +288,8 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     except (TypeError, ValueError, IndexError):
         return None
     current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
+    delay = max(0.0, when.timestamp() - current)
+    return delay if delay < _MAX_RETRY_AFTER else None
 
 
 def _text_of(body: bytes) -> str:
