@@ -8,6 +8,7 @@ specific to one gateway.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import msgspec
@@ -24,9 +25,10 @@ from golden import (
     request_to_dict,
     result_to_dict,
 )
+from hostile import HOSTILE_BODIES, HOSTILE_STATUSES
 
 import wamsg
-from wamsg import ProviderError, SendResult
+from wamsg import HttpResponse, Outcome, ProviderError, SendResult
 
 PROVIDERS = providers_with_goldens()
 REQUESTS = [p for provider in PROVIDERS for p in golden_files(provider, "request")]
@@ -84,3 +86,35 @@ def _default_settings(provider: str) -> dict[str, str]:
     first = golden_files(provider, "request")[0]
     settings: dict[str, str] = load_golden(first)["settings"]
     return settings
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_decode_hostile_bodies_never_escape(provider: str) -> None:
+    """Every adapter answers any body with a result or a ProviderError only.
+
+    After a 2xx the message may be out, so a body that does not clearly say
+    otherwise never gives ``not_sent``; a non-2xx is never a success.
+    """
+    adapter = wamsg.create_adapter(provider, **_default_settings(provider))
+    failures: list[str] = []
+    for status in HOSTILE_STATUSES:
+        for body in HOSTILE_BODIES:
+            case = f"{status} {body[:40]!r}"
+            try:
+                outcome: SendResult | ProviderError = adapter.decode(
+                    HttpResponse(status=status, body=body)
+                )
+            except ProviderError as exc:
+                outcome = exc
+            except Exception as exc:  # anything but a ProviderError is a bug
+                failures.append(f"{case}: {type(exc).__name__}: {exc}")
+                continue
+            accepted = 200 <= status < 300
+            if not accepted and not isinstance(outcome, ProviderError):
+                failures.append(f"{case}: a non-2xx gave {outcome!r}")
+            if isinstance(outcome, ProviderError):
+                if accepted and outcome.outcome is Outcome.NOT_SENT:
+                    failures.append(f"{case}: not_sent after a 2xx")
+                if outcome.retry_after is not None and not math.isfinite(outcome.retry_after):
+                    failures.append(f"{case}: retry_after {outcome.retry_after}")
+    assert not failures, "\n".join(failures)
