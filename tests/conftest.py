@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from aiohttp import web
 
+from wamsg.sandbox import Sandbox, running_sandbox
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Serve = Callable[..., Awaitable[str]]
 
@@ -34,3 +36,16 @@ async def serve() -> AsyncIterator[Serve]:
     yield start
     for runner in runners:
         await runner.cleanup()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests run on asyncio unless a module asks for more (trio)."""
+    return "asyncio"
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[tuple[Sandbox, str]]:
+    """The sandbox gateway served on 127.0.0.1, seeded; yields it and its base URL."""
+    async with running_sandbox(seed=1) as running:
+        yield running

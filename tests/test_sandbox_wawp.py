@@ -7,26 +7,13 @@ arrives with the same content, and that the sandbox refuses what Wawp refuses.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import aiohttp
 import pytest
 
 import wamsg
-from wamsg.sandbox import Sandbox, running_sandbox
+from wamsg.sandbox import Sandbox
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[tuple[Sandbox, str]]:
-    async with running_sandbox(seed=1) as running:
-        yield running
 
 
 async def test_text_and_image_arrive_in_the_outbox(sandbox: tuple[Sandbox, str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import threading
 from collections import deque
@@ -48,33 +49,84 @@ class StoredMessage(msgspec.Struct, frozen=True, kw_only=True):
             f"chat_id={redact(self.chat_id)!r}, {content})"
         )
 
+    @property
+    def size(self) -> int:
+        """Bytes this message holds (image bytes and text), for the outbox's budget."""
+        return len(self.image_bytes or b"") + len(self.text or "") + len(self.caption or "")
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready view for the sandbox's HTTP API: image bytes become a link.
+
+        It shows full chat ids: the sandbox is a local test tool whose whole
+        point is to show what was sent, and its numbers are test numbers.
+        """
+        view = {
+            f: getattr(self, f)
+            for f in self.__struct_fields__
+            if f != "image_bytes" and getattr(self, f) is not None
+        }
+        if self.image_bytes is not None:
+            view["image_size"] = len(self.image_bytes)
+            view["image_sha256"] = hashlib.sha256(self.image_bytes).hexdigest()
+            view["image_href"] = f"/_sandbox/messages/{self.seq}/image"
+        return view
+
 
 class Outbox:
     """A bounded, thread-safe store of accepted messages.
 
-    The oldest message is dropped when ``max_messages`` is reached, so a
-    long-running sandbox never grows without bound.
+    The oldest messages are dropped when ``max_messages`` or ``max_bytes``
+    (image bytes and text) is exceeded, so a long-running sandbox never grows
+    without bound. ``epoch`` changes on every :meth:`clear`, so a viewer
+    polling with ``after=seq`` knows to start over.
     """
 
-    def __init__(self, max_messages: int = 1000) -> None:
-        self._items: deque[StoredMessage] = deque(maxlen=max_messages)
+    def __init__(self, max_messages: int = 1000, *, max_bytes: int = 256 * 1024 * 1024) -> None:
+        if max_messages < 1 or max_bytes < 1:
+            raise ValueError("max_messages and max_bytes must be positive")
+        self._items: deque[StoredMessage] = deque()
+        self._max_messages = max_messages
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
+        self.epoch = 0
+        self.dropped = 0
+        #: The last sequence number handed out (0 before the first).
+        self.last_seq = 0
 
     def next_seq(self) -> int:
         """A new sequence number (1, 2, ...)."""
         with self._lock:
-            return next(self._seq)
+            self.last_seq = next(self._seq)
+            return self.last_seq
 
     def add(self, message: StoredMessage) -> None:
-        """Store ``message``."""
+        """Store ``message``, dropping the oldest ones beyond the bounds."""
         with self._lock:
             self._items.append(message)
+            self._bytes += message.size
+            # The newest message always stays, even if it alone is over budget.
+            while len(self._items) > 1 and (
+                len(self._items) > self._max_messages or self._bytes > self._max_bytes
+            ):
+                self._bytes -= self._items.popleft().size
+                self.dropped += 1
 
     def clear(self) -> None:
         """Forget every message."""
         with self._lock:
             self._items.clear()
+            self._bytes = 0
+            self.epoch += 1
+
+    def get(self, seq: int) -> StoredMessage | None:
+        """The message with sequence number ``seq``, if still kept."""
+        with self._lock:
+            for message in reversed(self._items):
+                if message.seq == seq:
+                    return message
+        return None
 
     def __len__(self) -> int:
         return len(self._items)
@@ -84,12 +136,16 @@ class Outbox:
             return iter(list(self._items))
 
     def find(
-        self, *, provider: str | None = None, chat_id: str | None = None
+        self, *, provider: str | None = None, chat_id: str | None = None, after: int = 0
     ) -> list[StoredMessage]:
-        """Messages matching every filter given, oldest first."""
+        """Messages matching every filter given, oldest first.
+
+        ``after`` keeps only messages with a larger sequence number.
+        """
         return [
             m
             for m in self
-            if (provider is None or m.provider == provider)
+            if m.seq > after
+            and (provider is None or m.provider == provider)
             and (chat_id is None or m.chat_id == chat_id)
         ]

@@ -10,7 +10,6 @@ success, WP_Error-style ``{code, message, data.status}`` on errors.
 from __future__ import annotations
 
 import hmac
-import random
 import re
 import time
 from collections.abc import Callable
@@ -20,7 +19,8 @@ import msgspec
 
 from ..http import HttpRequest, HttpResponse
 from ..providers.wawp import WawpAdapter, _ImageBody, _TextBody
-from .outbox import Outbox, StoredMessage
+from .base import GatewaySandbox, body_bytes
+from .outbox import Outbox
 
 __all__ = ["WawpSandbox"]
 
@@ -34,7 +34,18 @@ def _error(status: int, code: str, message: str) -> HttpResponse:
     return HttpResponse(status=status, headers=_JSON, body=body)
 
 
-class WawpSandbox:
+# Codes Wawp's WordPress front answers with, by status, for injected faults.
+_CODE_FOR_STATUS = {
+    401: "invalid_access_token",
+    404: "invalid_instance",
+    429: "rate_limited",
+    500: "internal_error",
+    502: "bad_gateway",
+    503: "service_unavailable",
+}
+
+
+class WawpSandbox(GatewaySandbox):
     """Wawp's send API, answered from memory.
 
     Args:
@@ -52,18 +63,28 @@ class WawpSandbox:
         *,
         instance_id: str = "sandbox",
         access_token: str = "sandbox-token",  # noqa: S107 - the sandbox's published example
-        seed: int | None = None,
+        seed: int | str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.outbox = outbox
+        super().__init__(outbox, seed=seed, clock=clock)
         self.instance_id = instance_id
         self._token = access_token.encode()
-        self._random = random.Random(seed)  # noqa: S311 - ids, not secrets
-        self._clock = clock
 
-    def _message_id(self) -> str:
-        # whatsapp-web.js ids sent from the web client look like 3EB0 + hex.
-        return "3EB0" + "".join(self._random.choices("0123456789ABCDEF", k=16))
+    def credentials(self, base_url: str) -> dict[str, Any]:
+        """Client settings for this sandbox served at ``base_url``."""
+        return {
+            "base_url": base_url,
+            "instance_id": self.instance_id,
+            "access_token": self._token.decode(),
+        }
+
+    def error(self, status: int, message: str, code: str | None = None) -> HttpResponse:
+        """A WP_Error-style answer: ``{code, message, data: {status}}``."""
+        return _error(status, code or _CODE_FOR_STATUS.get(status, "error"), message)
+
+    def auth_error(self) -> HttpResponse:
+        """Wawp's answer to a missing or wrong access token."""
+        return _error(401, "invalid_access_token", "Invalid or missing access token.")
 
     def handle(self, request: HttpRequest) -> HttpResponse:
         """Answer one request to ``/v2/send/text`` or ``/v2/send/image``."""
@@ -77,10 +98,10 @@ class WawpSandbox:
         query = request.revealed_query()
         token = query.get("access_token", "").encode()
         if not token or not hmac.compare_digest(token, self._token):
-            return _error(401, "invalid_access_token", "Invalid or missing access token.")
+            return self.auth_error()
         if query.get("instance_id") != self.instance_id:
             return _error(404, "invalid_instance", "Session does not exist.")
-        body = request.body if isinstance(request.body, bytes) else b""
+        body = body_bytes(request)
         is_image = path.endswith("/image")
         try:
             wire: Any = msgspec.json.decode(body, type=_ImageBody if is_image else _TextBody)
@@ -118,20 +139,16 @@ class WawpSandbox:
         )
 
     def _accept(self, chat_id: str, kind: str, **fields: Any) -> HttpResponse:
-        now = self._clock()
-        short = self._message_id()
+        # whatsapp-web.js ids sent from the web client look like 3EB0 + hex.
+        short = self.hex_id()
         serialized = f"true_{chat_id}_{short}"
-        self.outbox.add(
-            StoredMessage(
-                seq=self.outbox.next_seq(),
-                provider=self.provider,
-                kind="image" if kind == "image" else "text",
-                chat_id=chat_id,
-                message_id=serialized,
-                received_at=now,
-                **fields,
-            )
+        stored = self.store(
+            kind="image" if kind == "image" else "text",
+            chat_id=chat_id,
+            message_id=serialized,
+            **fields,
         )
+        now = stored.received_at
         # The whatsapp-web.js Message WAHA's WEBJS engine returns (seed 004),
         # without the bulky `_data` copy.
         answer = {

@@ -1,0 +1,220 @@
+"""Fault injection for the sandbox: exact, countable and seedable.
+
+A :class:`Fault` says what goes wrong (``kind``), for which provider and
+path, and how often: ``times`` fires (``None`` for no limit), each one with
+``probability``. Faults are checked in the order they were added and the
+first one that fires decides the request; a request no fault takes is
+answered normally.
+
+Kinds, and whether the message is stored (what reliability tests rely on):
+
+============== ============================================== ==========
+kind           what the client sees                           stored?
+============== ============================================== ==========
+``rate_limit`` 429 in the gateway's own error format, with    no
+               ``Retry-After: <retry_after>``
+``server_error`` ``status`` (default 503) in the gateway's    no
+               format, ``Retry-After`` if ``retry_after`` set
+``auth``       the gateway's own answer to bad credentials    no
+``slow``       the normal answer, after ``delay`` seconds     yes
+``drop``       the connection closes after the request was    yes
+               read, with no answer: the client cannot know
+============== ============================================== ==========
+
+Randomness is per fault, from ``Random(f"{seed}:{fault id}")``, so with a
+seed the same sequence of requests meets the same faults, whatever other
+faults exist.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+import threading
+from typing import Literal
+
+import msgspec
+
+from ..http import HttpRequest
+
+__all__ = ["Fault", "FaultKind", "FaultSet", "parse_fault"]
+
+FaultKind = Literal["rate_limit", "server_error", "auth", "slow", "drop"]
+_KINDS: tuple[str, ...] = ("rate_limit", "server_error", "auth", "slow", "drop")
+
+
+class Fault(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One fault rule. See the module docstring for the kinds.
+
+    Attributes:
+        kind: what goes wrong.
+        provider: the provider it applies to, or ``"*"`` for all.
+        path: apply only to requests whose path contains this text.
+        times: how many times it fires; ``None`` means without limit.
+        probability: the chance it fires on each matching request.
+        status: the status of a ``server_error`` (500-599).
+        retry_after: seconds for the ``Retry-After`` header.
+        delay: seconds a ``slow`` answer waits.
+    """
+
+    kind: FaultKind
+    provider: str = "*"
+    path: str | None = None
+    times: int | None = 1
+    probability: float = 1.0
+    status: int | None = None
+    retry_after: int | None = None
+    delay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.times is not None and self.times < 1:
+            raise ValueError("times must be at least 1 (or null for no limit)")
+        if not 0.0 <= self.probability <= 1.0 or math.isnan(self.probability):
+            raise ValueError("probability must be between 0 and 1")
+        if self.kind == "server_error" and not 500 <= (self.status or 503) <= 599:
+            raise ValueError("a server_error status must be 500-599")
+        if self.kind != "server_error" and self.status is not None:
+            raise ValueError("status applies only to server_error")
+        if self.retry_after is not None and not 0 <= self.retry_after <= 86400:
+            raise ValueError("retry_after must be 0-86400 seconds")
+        if self.kind == "rate_limit" and self.retry_after is None:
+            raise ValueError("a rate_limit fault needs retry_after")
+        if not 0.0 <= self.delay <= 3600 or math.isnan(self.delay):
+            raise ValueError("delay must be 0-3600 seconds")
+        if (self.kind == "slow") != (self.delay > 0):
+            raise ValueError("delay is required by, and only by, a slow fault")
+
+    @property
+    def answer_status(self) -> int | None:
+        """The HTTP status this fault answers with, if it replaces the answer."""
+        if self.kind == "rate_limit":
+            return 429
+        if self.kind == "server_error":
+            return self.status or 503
+        return None
+
+
+class FaultState(msgspec.Struct, kw_only=True):
+    """A fault as the sandbox holds it: its rule, id and counts."""
+
+    id: int
+    fault: Fault
+    fired: int = 0
+    seen: int = 0
+
+    @property
+    def remaining(self) -> int | None:
+        """Fires left, or ``None`` without limit."""
+        return None if self.fault.times is None else self.fault.times - self.fired
+
+
+class FaultSet:
+    """The faults in force, checked in order; thread-safe.
+
+    Args:
+        seed: makes probabilistic faults repeatable.
+    """
+
+    def __init__(self, *, seed: int | None = None) -> None:
+        self._seed = seed
+        self._states: list[FaultState] = []
+        self._rngs: dict[int, random.Random] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def add(self, fault: Fault) -> FaultState:
+        """Put ``fault`` in force, after the existing ones."""
+        with self._lock:
+            state = FaultState(id=next(self._ids), fault=fault)
+            seed = None if self._seed is None else f"{self._seed}:{state.id}"
+            self._rngs[state.id] = random.Random(seed)  # noqa: S311 - test faults, not secrets
+            self._states.append(state)
+            return state
+
+    def remove(self, fault_id: int) -> bool:
+        """Take a fault out of force; False if there was none with that id."""
+        with self._lock:
+            before = len(self._states)
+            self._states = [s for s in self._states if s.id != fault_id]
+            self._rngs.pop(fault_id, None)
+            return len(self._states) < before
+
+    def clear(self) -> None:
+        """Take every fault out of force."""
+        with self._lock:
+            self._states.clear()
+            self._rngs.clear()
+
+    def states(self) -> list[FaultState]:
+        """Every fault with its counts, spent ones included, in order."""
+        with self._lock:
+            return [msgspec.structs.replace(s) for s in self._states]
+
+    def pick(self, provider: str, request: HttpRequest) -> Fault | None:
+        """The fault that fires for this request, if any, counting it."""
+        with self._lock:
+            for state in self._states:
+                fault = state.fault
+                if fault.provider not in ("*", provider):
+                    continue
+                if fault.path is not None and fault.path not in request.url:
+                    continue
+                if state.remaining == 0:
+                    continue
+                state.seen += 1
+                # Draw only when needed, so probability 1 faults use no
+                # randomness and never shift another fault's sequence.
+                if fault.probability < 1.0 and not (
+                    self._rngs[state.id].random() < fault.probability
+                ):
+                    continue
+                state.fired += 1
+                return fault
+        return None
+
+
+def parse_fault(text: str) -> Fault:
+    """A fault from the command line's compact form.
+
+    ``PROVIDER:KIND[:key=value,...]``, for example ``gowa:rate_limit:retry_after=2,times=3``,
+    ``*:server_error:status=502,probability=0.05,times=always`` or ``wawp:slow:delay=1.5``.
+
+    Raises:
+        ValueError: with a message naming what is wrong.
+    """
+    provider, _, rest = text.partition(":")
+    kind, _, options = rest.partition(":")
+    if not provider or kind not in _KINDS:
+        raise ValueError(
+            f"fault {text!r}: expected PROVIDER:KIND[:key=value,...] "
+            f"with KIND one of {', '.join(_KINDS)}"
+        )
+    fields: dict[str, object] = {"provider": provider, "kind": kind}
+    for item in filter(None, options.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"fault {text!r}: option {item!r} needs key=value")
+        key = key.strip()
+        value = value.strip()
+        if key == "times" and value in ("always", "none", "null", "inf"):
+            fields[key] = None
+        elif key in ("times", "status", "retry_after"):
+            fields[key] = _number(text, key, value, int)
+        elif key in ("probability", "delay"):
+            fields[key] = _number(text, key, value, float)
+        elif key == "path":
+            fields[key] = value
+        else:
+            raise ValueError(f"fault {text!r}: unknown option {key!r}")
+    try:
+        return msgspec.convert(fields, Fault)
+    except (msgspec.ValidationError, ValueError) as exc:
+        raise ValueError(f"fault {text!r}: {exc}") from None
+
+
+def _number(text: str, key: str, value: str, kind: type[int] | type[float]) -> int | float:
+    try:
+        return kind(value)
+    except ValueError:
+        raise ValueError(f"fault {text!r}: {key} must be a number, got {value!r}") from None
