@@ -1,34 +1,259 @@
-"""The `wamsg` command, run as a real subprocess."""
+"""The `wamsg` command, run as real subprocesses against a real sandbox process."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+TINY_PNG = Path(__file__).parent / "data" / "media" / "tiny.png"
+PROVIDERS = ["gowa", "waha", "wawp", "wuts"]
+TOKEN_LIKE = "tok-S3CRET-4242"
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONWARNINGS": "error"}
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("WAMSG_")} | {
+        "PYTHONWARNINGS": "error"
+    }
     return subprocess.run(
         [sys.executable, "-m", "wamsg", *args],
         capture_output=True,
         text=True,
         timeout=60,
-        env=env,
+        env=full_env | (env or {}),
         check=False,
     )
 
 
-def test_demo_prints_a_result_table_and_exits_zero() -> None:
+class Running:
+    """A `wamsg sandbox` process and what it printed on start."""
+
+    def __init__(self, process: subprocess.Popen[str], banner: str) -> None:
+        self.process = process
+        self.banner = banner
+        found = re.search(r"gateway on (http://127\.0\.0\.1:\d+)", banner)
+        assert found, banner
+        self.base_url = found.group(1)
+
+    def env(self, provider: str) -> dict[str, str]:
+        with urllib.request.urlopen(f"{self.base_url}/_sandbox/providers") as r:
+            listed = json.load(r)["providers"]
+        creds = next(p["credentials"] for p in listed if p["name"] == provider)
+        return {"WAMSG_PROVIDER": provider} | {f"WAMSG_{k.upper()}": v for k, v in creds.items()}
+
+    def messages(self) -> list[dict[str, object]]:
+        with urllib.request.urlopen(f"{self.base_url}/_sandbox/messages") as r:
+            found: list[dict[str, object]] = json.load(r)["messages"]
+        return found
+
+    def add_fault(self, rule: dict[str, object]) -> None:
+        request = urllib.request.Request(
+            f"{self.base_url}/_sandbox/faults", data=json.dumps(rule).encode(), method="POST"
+        )
+        with urllib.request.urlopen(request) as r:
+            assert r.status == 201
+
+
+def start_sandbox(*args: str, module: str = "wamsg") -> Running:
+    process = subprocess.Popen(
+        [sys.executable, "-m", module, *([] if module != "wamsg" else ["sandbox"]), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "error"},
+    )
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith("Ctrl-C to stop"):
+            break
+    return Running(process, "".join(lines))
+
+
+def stop(running: Running) -> tuple[int, str, str]:
+    running.process.send_signal(signal.SIGINT)
+    out, err = running.process.communicate(timeout=20)
+    return running.process.returncode, out, err
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Running]:
+    running = start_sandbox("--port", "0", "--seed", "5")
+    try:
+        yield running
+    finally:
+        if running.process.poll() is None:
+            stop(running)
+
+
+def test_demo_sends_through_every_provider_and_prints_a_table() -> None:
     done = run("demo", "--seed", "3")
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert any(line.startswith("sandbox gateway listening on http://127.0.0.1:") for line in lines)
-    rows = [line.split() for line in lines if line.startswith("wawp ")]
-    assert [row[1] for row in rows] == ["text", "image"]
-    assert all(row[2].startswith("true_") and row[3] == "queued" for row in rows)
+    rows = [line.split() for line in lines if line.split()[:1] and line.split()[0] in PROVIDERS]
+    assert [(row[0], row[1]) for row in rows] == [
+        (p, kind) for p in PROVIDERS for kind in ("text", "image")
+    ]
+    assert all(row[3] in ("queued", "sent", "pending") for row in rows), done.stdout
     assert "5511999990000" not in done.stdout  # numbers are masked in output
+    assert "the sandbox outbox holds 8 message(s)" in done.stdout
     assert done.stderr == ""
+
+
+def test_providers_lists_capabilities_and_settings() -> None:
+    done = run("providers")
+    assert done.returncode == 0
+    table = {line.split()[0]: line for line in done.stdout.splitlines()[2:] if line.strip()}
+    assert set(PROVIDERS) <= set(table)
+    assert "access_token*" in table["wawp"]
+    assert "token*" in table["wuts"]
+    assert "upload" in table["gowa"]
+    assert "base64" in table["waha"]
+
+
+def test_sandbox_banner_shows_base_url_and_every_providers_settings(sandbox: Running) -> None:
+    for provider in PROVIDERS:
+        assert f"base_url={sandbox.base_url}/{provider}" in sandbox.banner
+    assert "web inbox" in sandbox.banner
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_send_text_and_image_through_the_sandbox_process(sandbox: Running, provider: str) -> None:
+    env = sandbox.env(provider)
+    text = run("send-text", "+55 11 99999-0000", f"cli to {provider}", "--json", env=env)
+    assert text.returncode == 0, text.stderr
+    result = json.loads(text.stdout)
+    image_source = "https://example.com/cat.png" if provider == "wawp" else str(TINY_PNG)
+    image = run("send-image", "+5511999990000", image_source, "--caption", "cli pic", env=env)
+    assert image.returncode == 0, image.stderr
+    assert image.stdout.splitlines()[0].split() == ["provider", "message", "id", "status"]
+    assert "5511999990000" not in image.stdout
+    mine = [m for m in sandbox.messages() if m["provider"] == provider][-2:]
+    assert mine[0]["text"] == f"cli to {provider}"
+    assert "5511999990000" not in text.stdout
+    assert str(mine[0]["message_id"]).endswith(result["short_id"])
+    assert mine[1]["caption"] == "cli pic"
+    if provider != "wawp":
+        assert mine[1]["image_size"] == TINY_PNG.stat().st_size
+
+
+def test_settings_come_from_flags_over_environment(sandbox: Running) -> None:
+    env = sandbox.env("wuts")
+    token = env.pop("WAMSG_TOKEN")
+    done = run("send-text", "+5511999990000", "flags", "--set", f"token={token}", env=env)
+    assert done.returncode == 0, done.stderr
+    wrong = run("send-text", "+5511999990000", "x", "--set", f"token={TOKEN_LIKE}", env=env)
+    assert wrong.returncode == 1
+
+
+def _one_clear_line(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("wamsg: ")
+    assert "Traceback" not in done.stderr
+    return lines[0]
+
+
+def test_refused_send_exits_1_with_one_line_and_no_secret(sandbox: Running) -> None:
+    env = sandbox.env("wawp") | {"WAMSG_ACCESS_TOKEN": TOKEN_LIKE}
+    done = run("send-text", "+5511999990000", "hi", env=env)
+    assert done.returncode == 1
+    line = _one_clear_line(done)
+    assert "401" in line
+    assert TOKEN_LIKE not in done.stderr
+
+
+def test_unknown_outcome_exits_3(sandbox: Running) -> None:
+    sandbox.add_fault({"kind": "drop", "provider": "gowa"})
+    done = run("send-text", "+5511999990000", "dropped", env=sandbox.env("gowa"))
+    assert done.returncode == 3
+    assert "check before sending again" in _one_clear_line(done)
+    assert any(m.get("text") == "dropped" for m in sandbox.messages())  # the gateway has it
+
+
+def test_rate_limit_exits_1_and_says_when_to_retry(sandbox: Running) -> None:
+    sandbox.add_fault({"kind": "rate_limit", "provider": "waha", "retry_after": 9})
+    done = run("send-text", "+5511999990000", "hi", env=sandbox.env("waha"))
+    assert done.returncode == 1
+    assert "retry after 9s" in _one_clear_line(done)
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "says"),
+    [
+        (("send-text", "+55", "hi"), {"WAMSG_PROVIDER": "wuts", "WAMSG_TOKEN": "t"}, "phone"),
+        (("send-text", "+5511999990000", "hi"), {}, "no provider"),
+        (("send-text", "+5511999990000", "hi", "--provider", "nosuch"), {}, "unknown provider"),
+        (("send-text", "+5511999990000", "hi", "--provider", "wuts"), {}, "token"),
+        (
+            ("send-text", "+5511999990000", "hi", "--provider", "wuts", "--set", "colour=red"),
+            {},
+            "unknown setting 'colour'",
+        ),
+        (
+            ("send-text", "+5511999990000", "hi", "--provider", "wuts", "--set", TOKEN_LIKE),
+            {},
+            "KEY=VALUE",
+        ),
+        (
+            ("send-image", "+5511999990000", "/no/such.png", "--provider", "wuts"),
+            {"WAMSG_TOKEN": TOKEN_LIKE},
+            "no such image file",
+        ),
+        (
+            ("send-image", "+5511999990000", "https://e.com/a.gif", "--provider", "wawp"),
+            {"WAMSG_INSTANCE_ID": "i", "WAMSG_ACCESS_TOKEN": TOKEN_LIKE},
+            "image/gif",
+        ),
+        (("sandbox", "--fault", "gowa:melt"), {}, "KIND one of"),
+        (("sandbox", "--fault", "nosuch:auth"), {}, "no sandbox provider"),
+    ],
+)
+def test_bad_input_exits_2_before_any_io(
+    args: tuple[str, ...], env: dict[str, str], says: str
+) -> None:
+    done = run(*args, env=env)
+    assert done.returncode == 2, done.stderr
+    assert says in _one_clear_line(done)
+    assert TOKEN_LIKE not in done.stderr
+
+
+def test_debug_shows_the_traceback() -> None:
+    done = run("--debug", "send-text", "+5511999990000", "hi")
+    assert done.returncode != 0
+    assert "Traceback" in done.stderr
+    assert "ConfigError" in done.stderr
+
+
+def test_busy_port_is_a_clear_error(sandbox: Running) -> None:
+    port = sandbox.base_url.rsplit(":", 1)[1]
+    done = run("sandbox", "--port", port)
+    assert done.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in _one_clear_line(done)
+
+
+def test_python_m_wamsg_sandbox_with_faults_stops_cleanly_on_ctrl_c() -> None:
+    running = start_sandbox(
+        "--port", "0", "--fault", "wawp:rate_limit:retry_after=2,times=3", module="wamsg.sandbox"
+    )
+    assert "fault: wawp:rate_limit times=3" in running.banner
+    env = running.env("wawp")
+    assert run("send-text", "+5511999990000", "hi", env=env).returncode == 1
+    code, out, err = stop(running)
+    assert code == 0, err
+    assert "sandbox stopped" in out
+    assert err == ""
 
 
 def test_version_and_usage_errors() -> None:
@@ -36,3 +261,5 @@ def test_version_and_usage_errors() -> None:
     bad = run("no-such-command")
     assert bad.returncode == 2
     assert "usage:" in bad.stderr
+    helped = run("--help")
+    assert "outcome unknown" in helped.stdout

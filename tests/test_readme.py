@@ -80,3 +80,24 @@ def _answering(
         return build_response(ok)
 
     return answer
+
+
+def test_readme_cli_settings_match_the_sandbox_defaults() -> None:
+    """The `export WAMSG_...` lines for the sandbox are what `wamsg sandbox` serves."""
+    from wamsg.cli import DEFAULT_SANDBOX_PORT
+    from wamsg.sandbox import Sandbox
+
+    text = README.read_text()
+    exported = dict(re.findall(r"(WAMSG_[A-Z_]+)=(\S+)", text.split("Against a real")[0]))
+    settings = Sandbox().credentials("wawp", f"http://127.0.0.1:{DEFAULT_SANDBOX_PORT}")
+    assert exported.pop("WAMSG_PROVIDER") == "wawp"
+    assert exported == {f"WAMSG_{k.upper()}": v for k, v in settings.items()}
+
+
+def test_sandbox_doc_example_runs() -> None:
+    """docs/sandbox.md's test example passes as written."""
+    doc = (README.parent / "docs" / "sandbox.md").read_text()
+    (block,) = re.findall(r"```python\n(.*?)```", doc, re.S)
+    namespace: dict[str, Any] = {}
+    exec(compile(block, "docs/sandbox.md", "exec"), namespace)
+    asyncio.run(namespace["test_order_shipped_notification"]())

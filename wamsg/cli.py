@@ -1,32 +1,57 @@
 """The ``wamsg`` command line.
 
-``wamsg demo`` starts the local sandbox gateway in-process, sends a text and
-an image through each provider over real HTTP on 127.0.0.1, and prints what
-came back. It needs no account and no network.
+Commands:
 
-Exit codes: 0 success, 1 a send failed, 2 bad usage or configuration.
+* ``wamsg demo``: start the sandbox gateway in-process, send a text and an
+  image through every provider over real HTTP on 127.0.0.1, print a table.
+* ``wamsg sandbox``: serve the sandbox gateway and its web inbox.
+* ``wamsg send-text`` / ``wamsg send-image``: send one message through a
+  provider set by flags or ``WAMSG_*`` environment variables.
+* ``wamsg providers``: what each provider can do, and its settings.
+
+Exit codes: 0 sent; 1 not sent (refused by the gateway or not delivered to
+it: safe to fix and retry); 2 bad usage, input or configuration (nothing
+sent); 3 outcome unknown (the gateway may have the message: check before
+sending again); 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import inspect
+import json
+import os
+import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from . import Client, __version__
 from ._redact import redact
-from .errors import ConfigError, WamsgError
-from .models import SendResult
+from .errors import ConfigError, InvalidMessage, Outcome, WamsgError
+from .models import Image, Media, SendResult, Text
+from .providers import available, get_adapter
 
 __all__ = ["main"]
 
+EXIT_OK, EXIT_NOT_SENT, EXIT_USAGE, EXIT_UNKNOWN, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
 DEMO_RECIPIENT = "+55 11 99999-0000"
 DEMO_IMAGE_URL = "https://wawp.net/samples/cat.jpg"
+DEFAULT_SANDBOX_PORT = 8025
+
+_EXIT_CODES = """exit codes:
+  0    sent
+  1    not sent: the gateway refused it or never got it (fix and retry)
+  2    bad usage, input or configuration (nothing was sent)
+  3    outcome unknown: the gateway may have it; check before sending again
+  130  interrupted"""
 
 
-def _table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
+def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
 
     def line(cells: Sequence[str]) -> str:
@@ -35,29 +60,198 @@ def _table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 
-async def _demo(seed: int | None) -> int:
-    from .sandbox import running_sandbox
+# -- provider settings --------------------------------------------------------
 
+
+def _settings_of(provider: str) -> list[tuple[str, bool, bool]]:
+    """(name, required, secret) for each setting the provider's adapter takes."""
+    params = inspect.signature(get_adapter(provider)).parameters.values()
+    return [
+        (
+            p.name,
+            p.default is inspect.Parameter.empty,
+            # Credentials are typed `str | Secret` in every adapter.
+            "Secret" in str(p.annotation),
+        )
+        for p in params
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
+
+
+def _env_name(setting: str) -> str:
+    return f"WAMSG_{setting.upper()}"
+
+
+def _client_settings(
+    args: argparse.Namespace, env: Mapping[str, str]
+) -> tuple[str, dict[str, Any]]:
+    """The provider and its settings: ``--set`` flags first, then ``WAMSG_*``."""
+    provider = args.provider or env.get("WAMSG_PROVIDER")
+    if not provider:
+        raise ConfigError(
+            f"no provider: pass --provider or set WAMSG_PROVIDER (one of {', '.join(available())})"
+        )
+    known = {name for name, _, _ in _settings_of(provider)}
+    settings: dict[str, Any] = {}
+    for item in args.set or ():
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            # The value is not echoed: it may be a token.
+            raise ConfigError("--set takes KEY=VALUE")
+        if key not in known:
+            raise ConfigError(
+                f"{provider}: unknown setting {key!r}; it takes {', '.join(sorted(known))}"
+            )
+        settings[key] = value
+    for name in known - settings.keys():
+        value = env.get(_env_name(name))
+        if value is not None:
+            settings[name] = value
+    return provider, settings
+
+
+# -- commands -----------------------------------------------------------------
+
+
+def _exit_code(exc: WamsgError) -> int:
+    if isinstance(exc, ConfigError | InvalidMessage):
+        return EXIT_USAGE
+    if exc.outcome is Outcome.UNKNOWN:
+        return EXIT_UNKNOWN
+    return EXIT_NOT_SENT
+
+
+def _describe(exc: WamsgError) -> str:
+    text = exc.message
+    code = getattr(exc, "error_code", None)
+    status = getattr(exc, "status_code", None)
+    where = ", ".join(
+        part
+        for part in (
+            getattr(exc, "provider", None) or "",
+            f"HTTP {status}" if status else "",
+            code or "",
+        )
+        if part
+    )
+    if where:
+        text = f"{text} ({where})"
+    if exc.outcome is Outcome.UNKNOWN:
+        text += "; the gateway may have the message: check before sending again"
+    elif getattr(exc, "retry_after", None):
+        text += f"; retry after {exc.retry_after:g}s"  # type: ignore[attr-defined]
+    return text
+
+
+def _print_result(result: SendResult, as_json: bool) -> None:
+    if as_json:
+        # Masked like every other output (stdout ends up in logs); short_id,
+        # the id without the chat, is enough to match receipts later.
+        view = {
+            "provider": result.provider,
+            "message_id": redact(result.message_id) if result.message_id else None,
+            "short_id": result.short_id,
+            "chat_id": redact(result.chat_id) if result.chat_id else None,
+            "status": result.status.value,
+            "timestamp": result.timestamp.isoformat() if result.timestamp else None,
+        }
+        print(json.dumps(view))
+        return
+    rows = [(result.provider, redact(result.message_id or "-"), result.status.value)]
+    print(_table(rows, ("provider", "message id", "status")))
+
+
+async def _send(args: argparse.Namespace, message: Text | Image) -> int:
+    provider, settings = _client_settings(args, os.environ)
+    async with Client(provider, timeout=args.timeout, **settings) as client:
+        result = await client.send(message)
+    _print_result(result, args.json)
+    return EXIT_OK
+
+
+def _text_message(args: argparse.Namespace) -> Text:
+    text = sys.stdin.read() if args.text == "-" else args.text
+    return Text(to=args.to, text=text, reply_to=args.reply_to)
+
+
+def _image_message(args: argparse.Namespace) -> Image:
+    source: Media
+    if args.image.startswith(("http://", "https://")):
+        source = Media(url=args.image, mimetype=args.mimetype, filename=args.filename)
+    else:
+        if not os.path.isfile(args.image):
+            raise InvalidMessage(f"no such image file: {args.image}")
+        source = Media(path=args.image, mimetype=args.mimetype, filename=args.filename)
+    return Image(to=args.to, image=source, caption=args.caption, reply_to=args.reply_to)
+
+
+def _providers(args: argparse.Namespace) -> int:
+    rows = []
+    for name in available():
+        caps = get_adapter(name).capabilities  # type: ignore[attr-defined]
+        ways = [w for w, ok in (("url", caps.media_url), ("upload", caps.media_upload),
+                                ("base64", caps.media_base64)) if ok]  # fmt: skip
+        features = [f for f, ok in (("reply", caps.reply), ("mentions", caps.mentions_text),
+                                    ("view-once", caps.view_once),
+                                    ("client-id", caps.client_message_id)) if ok]  # fmt: skip
+        size = f"{caps.max_media_bytes // (1024 * 1024)} MiB" if caps.max_media_bytes else "-"
+        settings = [
+            f"{n}{'' if required else '?'}{'*' if secret else ''}"
+            for n, required, secret in _settings_of(name)
+        ]
+        rows.append(
+            (
+                name,
+                str(caps.max_text_chars or "-"),
+                "/".join(ways) or "-",
+                ",".join(sorted(t.removeprefix("image/") for t in caps.image_types)),
+                size,
+                ",".join(features) or "-",
+                " ".join(settings),
+            )
+        )
+    header = ("provider", "text max", "image by", "types", "image max", "features", "settings")
+    print(_table(rows, header))
+    print("\nsettings: ? optional, * secret; set with --set KEY=VALUE or WAMSG_<KEY>")
+    return EXIT_OK
+
+
+async def _demo(seed: int | None, serve: bool) -> int:
+    from .sandbox import running_sandbox
+    from .sandbox.sample import sample_png
+
+    picture = sample_png()
     rows: list[tuple[str, ...]] = []
     failed = False
     async with running_sandbox(seed=seed) as (sandbox, base_url):
         print(f"sandbox gateway listening on {base_url}")
-        for provider in sorted(sandbox.handlers):
-            settings = sandbox.credentials(provider, base_url)
-            async with Client(provider, **settings) as client:
+        for provider in sandbox.providers:
+            async with Client(provider, **sandbox.credentials(provider)) as client:
+                uploads = client.adapter.capabilities.media_upload or (
+                    client.adapter.capabilities.media_base64
+                )
+                # Wawp takes images by URL only; the others get real bytes.
+                image = (
+                    Media(data=picture, filename="sunset.png")
+                    if uploads
+                    else Media(url=DEMO_IMAGE_URL)
+                )
                 for kind in ("text", "image"):
                     started = time.perf_counter()
                     try:
                         result: SendResult
                         if kind == "text":
-                            result = await client.send_text(DEMO_RECIPIENT, "Hello from wamsg")
+                            result = await client.send_text(
+                                DEMO_RECIPIENT, f"Hello from wamsg via {provider}"
+                            )
                         else:
                             result = await client.send_image(
-                                DEMO_RECIPIENT, DEMO_IMAGE_URL, caption="A cat, from wamsg"
+                                DEMO_RECIPIENT, image, caption=f"A picture, via {provider}"
                             )
                     except WamsgError as exc:
                         failed = True
-                        rows.append((provider, kind, "-", f"error: {exc.message}", "-"))
+                        rows.append((provider, kind, "-", f"error: {_describe(exc)}", "-"))
                         continue
                     elapsed = f"{(time.perf_counter() - started) * 1000:.1f}"
                     # The demo number is made up, but output is masked like
@@ -67,20 +261,166 @@ async def _demo(seed: int | None) -> int:
         print()
         print(_table(rows, ("provider", "kind", "message id", "status", "ms")))
         print(f"\nthe sandbox outbox holds {len(sandbox.outbox)} message(s)")
-    return 1 if failed else 0
+        if serve:
+            print(f"inbox: {base_url}/  (Ctrl-C to stop)")
+            await _wait_for_stop()
+    return EXIT_NOT_SENT if failed else EXIT_OK
+
+
+async def _wait_for_stop() -> None:
+    """Return on SIGINT or SIGTERM (or KeyboardInterrupt where signals can't be hooked)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    hooked = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+            hooked.append(sig)
+    try:
+        await stop.wait()
+    finally:
+        for sig in hooked:
+            loop.remove_signal_handler(sig)
+
+
+async def _sandbox(args: argparse.Namespace) -> int:
+    from .sandbox import Sandbox, parse_fault, running_sandbox
+
+    try:
+        faults = [parse_fault(spec) for spec in args.fault or ()]
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    box = Sandbox(seed=args.seed, max_messages=args.max_messages)
+    try:
+        for fault in faults:
+            box.add_fault(fault)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        server = running_sandbox(host=args.host, port=args.port, sandbox=box)
+        box_url = await server.__aenter__()
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+    try:
+        _, base_url = box_url
+        print(f"wamsg sandbox gateway on {base_url}  (web inbox: {base_url}/)")
+        if args.host not in ("127.0.0.1", "localhost", "::1"):
+            print(f"warning: listening on {args.host}, reachable from other machines")
+        rows = []
+        for provider in box.providers:
+            creds = box.credentials(provider)
+            rows.append((provider, " ".join(f"{k}={v}" for k, v in creds.items())))
+        print()
+        print(_table(rows, ("provider", "client settings (sandbox examples, not secrets)")))
+        for fault in faults:
+            print(f"fault: {fault.provider}:{fault.kind} times={fault.times} p={fault.probability}")
+        example = box.credentials("wawp")
+        exports = " ".join(f"{_env_name(k)}={v}" for k, v in example.items())
+        print(f'\ntry: WAMSG_PROVIDER=wawp {exports} wamsg send-text +15550001111 "hi"')
+        print("Ctrl-C to stop", flush=True)
+        await _wait_for_stop()
+        print("stopping", flush=True)
+    finally:
+        await server.__aexit__(None, None, None)
+    print("sandbox stopped")
+    return EXIT_OK
+
+
+# -- argument parsing ---------------------------------------------------------
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value < 86400:
+        raise argparse.ArgumentTypeError("seconds must be more than 0 and less than a day")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("port must be 0-65535")
+    return value
+
+
+def _add_send_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--provider", help="provider name (default: $WAMSG_PROVIDER); see `wamsg providers`"
+    )
+    command.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a provider setting, e.g. base_url=...; repeat for more. Each setting can also "
+        "come from WAMSG_<KEY> (prefer that for tokens: flags show up in `ps`)",
+    )
+    command.add_argument("--reply-to", help="id of the message to quote")
+    command.add_argument(
+        "--timeout", type=_positive_seconds, default=60.0, help="seconds for the whole send"
+    )
+    command.add_argument("--json", action="store_true", help="print the result as JSON")
+    command.add_argument("to", help="recipient: phone number (+5511999990000) or chat id")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="wamsg", description="Send WhatsApp messages through gateway providers."
+        prog="wamsg",
+        description="Send WhatsApp messages through gateway providers.",
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"wamsg {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
     demo = commands.add_parser(
         "demo", help="send through every provider to a local sandbox (no account needed)"
     )
     demo.add_argument("--seed", type=int, default=None, help="make message ids repeatable")
+    demo.add_argument(
+        "--serve", action="store_true", help="keep the sandbox running to look at its inbox"
+    )
+
+    box = commands.add_parser(
+        "sandbox",
+        help="run the local sandbox gateway and its web inbox",
+        description="Serve every provider's protocol locally, with a web inbox at /.",
+    )
+    box.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    box.add_argument(
+        "--port", type=_port, default=DEFAULT_SANDBOX_PORT, help="port (default %(default)s)"
+    )
+    box.add_argument("--seed", type=int, default=None, help="repeatable ids and faults")
+    box.add_argument(
+        "--max-messages", type=int, default=1000, help="messages kept (default %(default)s)"
+    )
+    box.add_argument(
+        "--fault",
+        action="append",
+        metavar="PROVIDER:KIND[:OPTS]",
+        help="inject a fault; KIND is rate_limit, server_error, auth, slow or drop; OPTS are "
+        "key=value,... of times (N or always), probability, status, retry_after, delay, path. "
+        "e.g. gowa:rate_limit:retry_after=2,times=3 or *:drop:probability=0.01,times=always",
+    )
+
+    text = commands.add_parser("send-text", help="send a text message")
+    _add_send_options(text)
+    text.add_argument("text", help="the text; - reads it from stdin")
+
+    image = commands.add_parser("send-image", help="send an image (file path or URL)")
+    _add_send_options(image)
+    image.add_argument("image", help="a file path, or an http(s) URL the gateway fetches")
+    image.add_argument("--caption", help="caption under the image")
+    image.add_argument("--mimetype", help="image type when it cannot be told from the file")
+    image.add_argument("--filename", help="file name shown to the recipient")
+
+    commands.add_parser("providers", help="list providers, what they can do and their settings")
     return parser
 
 
@@ -89,20 +429,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "demo":
-            return asyncio.run(_demo(args.seed))
-    except ConfigError as exc:
-        if args.debug:
-            raise
-        print(f"wamsg: {exc.message}", file=sys.stderr)
-        return 2
+            return asyncio.run(_demo(args.seed, args.serve))
+        if args.command == "sandbox":
+            return asyncio.run(_sandbox(args))
+        if args.command == "providers":
+            return _providers(args)
+        if args.command == "send-text":
+            return asyncio.run(_send(args, _text_message(args)))
+        if args.command == "send-image":
+            return asyncio.run(_send(args, _image_message(args)))
     except WamsgError as exc:
         if args.debug:
             raise
-        print(f"wamsg: {exc.message}", file=sys.stderr)
-        return 1
+        print(f"wamsg: {_describe(exc)}", file=sys.stderr)
+        return _exit_code(exc)
     except KeyboardInterrupt:
-        return 130
-    return 2  # pragma: no cover - argparse rejects unknown commands
+        return EXIT_INTERRUPTED
+    return EXIT_USAGE  # pragma: no cover - argparse rejects unknown commands
 
 
 if __name__ == "__main__":  # pragma: no cover
