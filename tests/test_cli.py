@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,6 +84,40 @@ def stop(running: Running) -> tuple[int, str, str]:
     running.process.send_signal(signal.SIGINT)
     out, err = running.process.communicate(timeout=20)
     return running.process.returncode, out, err
+
+
+@pytest.fixture(scope="module")
+def serve_cli() -> Iterator[str]:
+    """A hostile WUTS-like server: answers with newlines and terminal escapes."""
+    script = (
+        "import sys\n"
+        "from aiohttp import web\n"
+        "async def h(r):\n"
+        "    if b'error' in await r.read():\n"
+        "        return web.json_response({'success': False, 'error_code': 'X',\n"
+        "            'error': 'bad\\nwamsg: FAKE LINE\\x1b[2J\\x1b]0;title\\x07'}, status=400)\n"
+        "    return web.json_response({'success': True, 'status': 'sent',\n"
+        "        'message_id': '3EB0\\nFAKE  sent\\x1b[31m'})\n"
+        "app = web.Application(); app.router.add_post('/send/text', h)\n"
+        "web.run_app(app, host='127.0.0.1', port=int(sys.argv[1]), print=None)\n"
+    )
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-c", script, str(port)])
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -216,6 +251,11 @@ def test_rate_limit_exits_1_and_says_when_to_retry(sandbox: Running) -> None:
             {"WAMSG_INSTANCE_ID": "i", "WAMSG_ACCESS_TOKEN": TOKEN_LIKE},
             "image/gif",
         ),
+        (
+            ("send-text", "+5511999990000", "hi", "--provider", "waha"),
+            {"WAMSG_BASE_URL": "http://127.0.0.1:9", "WAMSG_API_KEY": "SEC\nRET"},
+            "api_key must be one word",
+        ),
         (("sandbox", "--fault", "gowa:melt"), {}, "KIND one of"),
         (("sandbox", "--fault", "nosuch:auth"), {}, "no sandbox provider"),
     ],
@@ -229,11 +269,43 @@ def test_bad_input_exits_2_before_any_io(
     assert TOKEN_LIKE not in done.stderr
 
 
-def test_debug_shows_the_traceback() -> None:
-    done = run("--debug", "send-text", "+5511999990000", "hi")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--debug", "send-text", "+5511999990000", "hi"),
+        ("send-text", "--debug", "+5511999990000", "hi"),
+    ],
+)
+def test_debug_shows_the_traceback(args: tuple[str, ...]) -> None:
+    done = run(*args)
     assert done.returncode != 0
     assert "Traceback" in done.stderr
     assert "ConfigError" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args", [("--max-messages", "0"), ("--max-messages", "-5"), ("--host", ""), ("--port", "x")]
+)
+def test_bad_sandbox_options_are_usage_errors(args: tuple[str, ...]) -> None:
+    done = run("sandbox", *args)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "usage:" in done.stderr
+
+
+def test_gateway_text_cannot_forge_lines_or_escape_sequences(serve_cli: str) -> None:
+    env = {"WAMSG_PROVIDER": "wuts", "WAMSG_TOKEN": "t", "WAMSG_BASE_URL": serve_cli}
+    refused = run("send-text", "+5511999990000", "error", env=env)
+    assert refused.returncode == 1
+    line = _one_clear_line(refused)
+    assert "\x1b" not in line
+    assert "FAKE" in line  # shown, but on the one line
+    sent = run("send-text", "+5511999990000", "ok", env=env)
+    assert sent.returncode == 0
+    rows = sent.stdout.splitlines()
+    assert len(rows) == 3, sent.stdout
+    assert "\x1b" not in sent.stdout
+    assert "\\x1b" in rows[2]  # escaped, visible
 
 
 def test_busy_port_is_a_clear_error(sandbox: Running) -> None:
@@ -247,10 +319,12 @@ def test_python_m_wamsg_sandbox_with_faults_stops_cleanly_on_ctrl_c() -> None:
     running = start_sandbox(
         "--port", "0", "--fault", "wawp:rate_limit:retry_after=2,times=3", module="wamsg.sandbox"
     )
-    assert "fault: wawp:rate_limit times=3" in running.banner
-    env = running.env("wawp")
-    assert run("send-text", "+5511999990000", "hi", env=env).returncode == 1
-    code, out, err = stop(running)
+    try:
+        assert "fault: wawp:rate_limit:times=3,retry_after=2" in running.banner
+        env = running.env("wawp")
+        assert run("send-text", "+5511999990000", "hi", env=env).returncode == 1
+    finally:
+        code, out, err = stop(running)
     assert code == 0, err
     assert "sandbox stopped" in out
     assert err == ""

@@ -64,11 +64,11 @@ def test_probability_is_repeatable_by_seed_and_close_to_the_rate() -> None:
     assert 0.22 < sum(first) / len(first) < 0.38
 
 
-def test_another_providers_fault_does_not_shift_the_random_sequence() -> None:
-    # Fault ids differ (the drop fault is #2 here), so compare two runs that
-    # both have the extra rule: one matching nothing, one absent from traffic.
+def test_other_rules_and_clears_do_not_shift_the_random_sequence() -> None:
+    alone = _pattern(7)
+    # Another provider's rule, even one that draws randomness on its own requests.
     other = Fault(kind="auth", provider="gowa", probability=0.5, times=None)
-    assert _pattern(7, extra=other) == _pattern(7, extra=other)
+    assert _pattern(7, extra=other) == alone
     faults = FaultSet(seed=7)
     faults.add(other)
     faults.add(Fault(kind="drop", provider="wuts", probability=0.3, times=None))
@@ -78,7 +78,25 @@ def test_another_providers_fault_does_not_shift_the_random_sequence() -> None:
         fired = faults.pick(provider, _request())
         if provider == "wuts":
             mixed.append(fired is not None)
-    assert mixed == _pattern(7, extra=other)
+    assert mixed == alone
+    # Cleared and added again (ids keep counting), the rule draws the same.
+    faults.clear()
+    faults.add(Fault(kind="drop", provider="wuts", probability=0.3, times=None))
+    assert [faults.pick("wuts", _request()) is not None for _ in range(400)] == alone
+
+
+def test_identical_rules_draw_independently_but_repeatably() -> None:
+    def run() -> list[int | None]:
+        faults = FaultSet(seed=3)
+        rule = Fault(kind="server_error", probability=0.5, times=None)
+        first, second = faults.add(rule), faults.add(rule)
+        picks = []
+        for _ in range(200):
+            fired = faults.pick("waha", _request())
+            picks.append(None if fired is None else 1)
+        return [first.id, second.id, *picks]
+
+    assert run() == run()
 
 
 def test_faults_apply_in_order_and_filter_by_provider_and_path() -> None:
@@ -113,12 +131,25 @@ def test_remove_and_clear() -> None:
         {"kind": "rate_limit", "retry_after": -1},
         {"kind": "slow"},
         {"kind": "drop", "delay": 1.0},
+        {"kind": "drop", "retry_after": 5},
+        {"kind": "auth", "path": ""},
         {"kind": "melt"},
     ],
 )
 def test_invalid_faults_are_refused(fields: dict[str, object]) -> None:
     with pytest.raises((ValueError, msgspec.ValidationError)):
         msgspec.convert(fields, Fault)
+
+
+def test_describe_round_trips_through_parse_fault() -> None:
+    for text in (
+        "gowa:rate_limit:times=3,retry_after=2",
+        "*:server_error:times=always,probability=0.05,status=502",
+        "wawp:slow:times=1,delay=1.5,path=/v2/send/image",
+    ):
+        fault = parse_fault(text)
+        assert fault.describe() == text
+        assert parse_fault(fault.describe()) == fault
 
 
 def test_parse_fault_compact_form() -> None:
@@ -224,7 +255,8 @@ async def test_each_fault_fires_once_as_the_gateway_would(
     records = list(box.requests)
     assert [r.fault for r in records] == [fault.kind, None]
     assert [r.stored for r in records] == [stored, True]
-    assert records[0].status == (None if fault.kind == "drop" else records[0].status)
+    expected_status = {"rate_limit": 429, "server_error": fault.status or 503, "auth": 401}
+    assert records[0].status == expected_status.get(fault.kind)
 
 
 @pytest.mark.anyio
@@ -246,13 +278,14 @@ async def test_slow_answers_late_and_stores_even_when_the_client_gives_up(
 
 
 @pytest.mark.anyio
-async def test_probability_faults_hit_the_same_requests_in_both_shells(connect: Connect) -> None:
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_probability_faults_hit_the_same_requests_in_both_shells(provider: str) -> None:
     outcomes: list[list[str]] = []
-    for _ in range(2):
+    for connect in (_over_http, _in_memory, _over_http):
         box = Sandbox(seed=42)
         box.add_fault(Fault(kind="server_error", probability=0.25, times=None))
         seen = []
-        async with connect(box, "wawp", 5.0) as client:  # type: ignore[call-arg]
+        async with connect(box, provider, 5.0) as client:
             for _ in range(40):
                 try:
                     await _send(client, "text")
@@ -261,5 +294,20 @@ async def test_probability_faults_hit_the_same_requests_in_both_shells(connect: 
                     seen.append("503")
         outcomes.append(seen)
         assert len(box.outbox) == seen.count("ok")
-    assert outcomes[0] == outcomes[1]
+    assert outcomes[0] == outcomes[1] == outcomes[2]
     assert 4 <= outcomes[0].count("503") <= 18
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("status", [500, 501, 520, 599])
+async def test_any_5xx_status_is_answered_in_the_gateways_format(
+    connect: Connect, provider: str, status: int
+) -> None:
+    box = Sandbox(seed=1)
+    box.add_fault(Fault(kind="server_error", provider=provider, status=status))
+    async with connect(box, provider, 5.0) as client:  # type: ignore[call-arg]
+        with pytest.raises(wamsg.ProviderUnavailable) as caught:
+            await _send(client, "text")
+    assert caught.value.status_code == status
+    assert box.requests[0].status == status

@@ -85,6 +85,7 @@ async def test_sandbox_refuses_bad_credentials(
          b'"file[filename]":"a.gif","file[mimetype]":"image/gif","caption":""}', 400,
          "invalid_mimetype"),
         ("/v2/send/video", b"{}", 404, "rest_no_route"),
+        ("/wp-json/x/v2/send/text", b"{}", 404, "rest_no_route"),
     ],
 )  # fmt: skip
 async def test_sandbox_refuses_what_wawp_refuses(

@@ -81,3 +81,25 @@ async def test_served_fixture_and_context_manager(wamsg_sandbox_server: Sandbox)
             await client.send_text("+5511999990000", "served too")
         assert box.outbox.find()[0].text == "served too"
     assert box.base_url is None
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_served_sandbox_under_trio_says_what_to_use_instead() -> None:
+    with pytest.raises(wamsg.ConfigError, match="sandbox_client"):
+        async with wamsg.testing.sandbox():
+            pass  # pragma: no cover
+
+
+async def test_transport_with_a_base_path_routes_only_below_it(wamsg_sandbox: Sandbox) -> None:
+    transport = sandbox_transport(wamsg_sandbox, base_url="http://sandbox.invalid/gw")
+    creds = wamsg_sandbox.credentials("wuts", "http://sandbox.invalid/gw")
+    async with wamsg.Client("wuts", transport=transport, **creds) as client:
+        await client.send_text("+5511999990000", "below the prefix")
+    wrong = {**creds, "base_url": "http://sandbox.invalid/gwx/wuts"}
+    async with wamsg.Client(
+        "wuts", transport=sandbox_transport(wamsg_sandbox, base_url="http://sandbox.invalid/gw"),
+        **wrong,
+    ) as client:  # fmt: skip
+        with pytest.raises(wamsg.Rejected):
+            await client.send_text("+5511999990000", "outside the prefix")
+    assert [m.text for m in wamsg_sandbox.outbox] == ["below the prefix"]

@@ -23,6 +23,7 @@ import contextlib
 import inspect
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -41,7 +42,7 @@ EXIT_OK, EXIT_NOT_SENT, EXIT_USAGE, EXIT_UNKNOWN, EXIT_INTERRUPTED = 0, 1, 2, 3,
 
 DEMO_RECIPIENT = "+55 11 99999-0000"
 DEMO_IMAGE_URL = "https://wawp.net/samples/cat.jpg"
-DEFAULT_SANDBOX_PORT = 8025
+DEFAULT_SANDBOX_PORT = 8026
 
 _EXIT_CODES = """exit codes:
   0    sent
@@ -51,8 +52,23 @@ _EXIT_CODES = """exit codes:
   130  interrupted"""
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _clean(text: str) -> str:
+    """``text`` safe to print on one terminal line.
+
+    Gateway answers are untrusted: a newline could forge a table row or a
+    second error line, and escape sequences could rewrite the terminal.
+    Whitespace runs become one space; other control characters are escaped.
+    """
+    text = " ".join(text.split())
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
 def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    rows = [[_clean(str(cell)) for cell in row] for row in rows]
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
 
     def line(cells: Sequence[str]) -> str:
         return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
@@ -141,7 +157,7 @@ def _describe(exc: WamsgError) -> str:
         text += "; the gateway may have the message: check before sending again"
     elif getattr(exc, "retry_after", None):
         text += f"; retry after {exc.retry_after:g}s"  # type: ignore[attr-defined]
-    return text
+    return _clean(text)
 
 
 def _print_result(result: SendResult, as_json: bool) -> None:
@@ -156,7 +172,7 @@ def _print_result(result: SendResult, as_json: bool) -> None:
             "status": result.status.value,
             "timestamp": result.timestamp.isoformat() if result.timestamp else None,
         }
-        print(json.dumps(view))
+        print(json.dumps(view))  # json escapes control characters itself
         return
     rows = [(result.provider, redact(result.message_id or "-"), result.status.value)]
     print(_table(rows, ("provider", "message id", "status")))
@@ -300,12 +316,13 @@ async def _sandbox(args: argparse.Namespace) -> int:
         server = running_sandbox(host=args.host, port=args.port, sandbox=box)
         box_url = await server.__aenter__()
     except OSError as exc:
-        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+        reason = _clean(exc.strerror or str(exc))
+        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {reason}") from None
     try:
         _, base_url = box_url
         print(f"wamsg sandbox gateway on {base_url}  (web inbox: {base_url}/)")
         if args.host not in ("127.0.0.1", "localhost", "::1"):
-            print(f"warning: listening on {args.host}, reachable from other machines")
+            print(f"warning: listening on {args.host}: reachable from other machines")
         rows = []
         for provider in box.providers:
             creds = box.credentials(provider)
@@ -313,7 +330,7 @@ async def _sandbox(args: argparse.Namespace) -> int:
         print()
         print(_table(rows, ("provider", "client settings (sandbox examples, not secrets)")))
         for fault in faults:
-            print(f"fault: {fault.provider}:{fault.kind} times={fault.times} p={fault.probability}")
+            print(f"fault: {fault.describe()}")
         example = box.credentials("wawp")
         exports = " ".join(f"{_env_name(k)}={v}" for k, v in example.items())
         print(f'\ntry: WAMSG_PROVIDER=wawp {exports} wamsg send-text +15550001111 "hi"')
@@ -337,6 +354,22 @@ def _positive_seconds(text: str) -> float:
     if not 0 < value < 86400:
         raise argparse.ArgumentTypeError("seconds must be more than 0 and less than a day")
     return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _host(text: str) -> str:
+    if not text.strip() or any(c.isspace() for c in text):
+        raise argparse.ArgumentTypeError("host must be an address, e.g. 127.0.0.1")
+    return text
 
 
 def _port(text: str) -> int:
@@ -377,10 +410,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"wamsg {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    # --debug is taken after the command too; SUPPRESS keeps a subcommand
+    # from resetting it to False when it was given before the command.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser(
-        "demo", help="send through every provider to a local sandbox (no account needed)"
+        "demo",
+        parents=[common],
+        help="send through every provider to a local sandbox (no account needed)",
     )
     demo.add_argument("--seed", type=int, default=None, help="make message ids repeatable")
     demo.add_argument(
@@ -389,16 +430,22 @@ def _parser() -> argparse.ArgumentParser:
 
     box = commands.add_parser(
         "sandbox",
+        parents=[common],
         help="run the local sandbox gateway and its web inbox",
         description="Serve every provider's protocol locally, with a web inbox at /.",
     )
-    box.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    box.add_argument(
+        "--host", type=_host, default="127.0.0.1", help="address to bind (default 127.0.0.1)"
+    )
     box.add_argument(
         "--port", type=_port, default=DEFAULT_SANDBOX_PORT, help="port (default %(default)s)"
     )
     box.add_argument("--seed", type=int, default=None, help="repeatable ids and faults")
     box.add_argument(
-        "--max-messages", type=int, default=1000, help="messages kept (default %(default)s)"
+        "--max-messages",
+        type=_positive_int,
+        default=1000,
+        help="messages kept (default %(default)s)",
     )
     box.add_argument(
         "--fault",
@@ -409,18 +456,22 @@ def _parser() -> argparse.ArgumentParser:
         "e.g. gowa:rate_limit:retry_after=2,times=3 or *:drop:probability=0.01,times=always",
     )
 
-    text = commands.add_parser("send-text", help="send a text message")
+    text = commands.add_parser("send-text", parents=[common], help="send a text message")
     _add_send_options(text)
     text.add_argument("text", help="the text; - reads it from stdin")
 
-    image = commands.add_parser("send-image", help="send an image (file path or URL)")
+    image = commands.add_parser(
+        "send-image", parents=[common], help="send an image (file path or URL)"
+    )
     _add_send_options(image)
     image.add_argument("image", help="a file path, or an http(s) URL the gateway fetches")
     image.add_argument("--caption", help="caption under the image")
     image.add_argument("--mimetype", help="image type when it cannot be told from the file")
     image.add_argument("--filename", help="file name shown to the recipient")
 
-    commands.add_parser("providers", help="list providers, what they can do and their settings")
+    commands.add_parser(
+        "providers", parents=[common], help="list providers, what they can do and their settings"
+    )
     return parser
 
 

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigError
 
-__all__ = ["base_url_setting", "required_setting"]
+__all__ = ["base_url_setting", "header_token_setting", "required_setting"]
 
 
 def required_setting(provider: str, name: str, value: object) -> str:
@@ -30,3 +30,16 @@ def base_url_setting(provider: str, value: object) -> str:
     if parts.username or parts.password:
         raise ConfigError(f"{provider}: base_url must not hold credentials; pass them as settings")
     return url
+
+
+def header_token_setting(provider: str, name: str, value: str) -> None:
+    """Refuse a credential that cannot be sent as one HTTP header token.
+
+    A newline or another control character in a header is refused by every
+    HTTP client, but only when the request is being built; checked here, it
+    is a clear setting error instead. The value is never echoed.
+    """
+    if not value.isprintable() or any(c.isspace() for c in value) or not value.isascii():
+        raise ConfigError(
+            f"{provider}: {name} must be one word of printable ASCII, without spaces or controls"
+        )

@@ -48,7 +48,7 @@ from .base import (
     loads,
 )
 from .bodies import json_with_base64
-from .config import base_url_setting, required_setting
+from .config import base_url_setting, header_token_setting, required_setting
 
 __all__ = ["WahaAdapter"]
 
@@ -201,6 +201,7 @@ class WahaAdapter:
                 raise ConfigError(
                     f"{self.name}: api_key is empty; pass None when the server runs without one"
                 )
+            header_token_setting(self.name, "api_key", key.reveal())
             headers = (*headers, ("X-Api-Key", key))
             self._secrets = (key,)
         self._headers = headers

@@ -50,7 +50,7 @@ from .base import (
     nonempty_str,
 )
 from .bodies import json_with_base64
-from .config import base_url_setting
+from .config import base_url_setting, header_token_setting
 
 __all__ = ["WutsAdapter"]
 
@@ -185,9 +185,7 @@ class WutsAdapter:
             value = rest.strip()
         if not value:
             raise ConfigError(f"{self.name}: token is empty")
-        if not value.isprintable() or any(c.isspace() for c in value):
-            # The value is not echoed: it is a credential.
-            raise ConfigError(f"{self.name}: token must be one word without spaces or controls")
+        header_token_setting(self.name, "token", value)
         self._token = Secret(value)
         self.base_url = base_url_setting(self.name, base_url)
         self._headers: tuple[tuple[str, str | Secret], ...] = (

@@ -11,15 +11,42 @@ from __future__ import annotations
 import abc
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from http import HTTPStatus
 from typing import Any, ClassVar, Literal
 
 from ..http import HttpRequest, HttpResponse
 from .outbox import Outbox, StoredMessage
 
-__all__ = ["GatewaySandbox", "body_bytes"]
+__all__ = ["GatewaySandbox", "body_bytes", "reason_phrase", "recording_stores"]
 
 _HEX = "0123456789ABCDEF"
+
+# The messages stored while one request is handled. A ContextVar, not an
+# attribute: requests are handled on the event loop and on worker threads at
+# once, and each needs its own list.
+_stored_now: ContextVar[list[StoredMessage] | None] = ContextVar("_stored_now", default=None)
+
+
+@contextmanager
+def recording_stores() -> Iterator[list[StoredMessage]]:
+    """Collect the messages :meth:`GatewaySandbox.store` keeps inside the block."""
+    stored: list[StoredMessage] = []
+    token = _stored_now.set(stored)
+    try:
+        yield stored
+    finally:
+        _stored_now.reset(token)
+
+
+def reason_phrase(status: int) -> str:
+    """The standard reason phrase for ``status`` (``"Error"`` for unregistered ones)."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 def body_bytes(request: HttpRequest) -> bytes:
@@ -83,14 +110,19 @@ class GatewaySandbox(abc.ABC):
         **fields: Any,
     ) -> StoredMessage:
         """Put an accepted message in the outbox and return it."""
-        message = StoredMessage(
-            seq=self.outbox.next_seq(),
-            provider=self.provider,
-            kind=kind,
-            chat_id=chat_id,
-            message_id=message_id,
-            received_at=self.clock(),
-            **fields,
+        received_at = self.clock()
+        message = self.outbox.add_new(
+            lambda seq: StoredMessage(
+                seq=seq,
+                provider=self.provider,
+                kind=kind,
+                chat_id=chat_id,
+                message_id=message_id,
+                received_at=received_at,
+                **fields,
+            )
         )
-        self.outbox.add(message)
+        recorder = _stored_now.get()
+        if recorder is not None:
+            recorder.append(message)
         return message

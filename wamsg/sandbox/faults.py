@@ -21,9 +21,11 @@ kind           what the client sees                           stored?
                read, with no answer: the client cannot know
 ============== ============================================== ==========
 
-Randomness is per fault, from ``Random(f"{seed}:{fault id}")``, so with a
-seed the same sequence of requests meets the same faults, whatever other
-faults exist.
+Randomness is per fault, seeded from the sandbox seed, the rule itself and
+how many identical rules were added before it (since the last clear). So
+with a seed, the same sequence of requests meets the same faults whatever
+other rules exist, in whatever order they were added, and after any number
+of clears.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ __all__ = ["Fault", "FaultKind", "FaultSet", "parse_fault"]
 
 FaultKind = Literal["rate_limit", "server_error", "auth", "slow", "drop"]
 _KINDS: tuple[str, ...] = ("rate_limit", "server_error", "auth", "slow", "drop")
+_DEFAULTS: dict[str, object] = {"probability": 1.0, "delay": 0.0}
 
 
 class Fault(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -78,12 +81,27 @@ class Fault(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
             raise ValueError("status applies only to server_error")
         if self.retry_after is not None and not 0 <= self.retry_after <= 86400:
             raise ValueError("retry_after must be 0-86400 seconds")
+        if self.retry_after is not None and self.kind not in ("rate_limit", "server_error"):
+            raise ValueError("retry_after applies only to rate_limit and server_error")
+        if self.path is not None and not self.path:
+            raise ValueError("path must not be empty (leave it out to match every path)")
         if self.kind == "rate_limit" and self.retry_after is None:
             raise ValueError("a rate_limit fault needs retry_after")
         if not 0.0 <= self.delay <= 3600 or math.isnan(self.delay):
             raise ValueError("delay must be 0-3600 seconds")
         if (self.kind == "slow") != (self.delay > 0):
             raise ValueError("delay is required by, and only by, a slow fault")
+
+    def describe(self) -> str:
+        """The rule in the command line's compact form."""
+        options = [f"times={'always' if self.times is None else self.times}"]
+        for name in ("probability", "status", "retry_after", "delay", "path"):
+            value = getattr(self, name)
+            if value is not None and value != _DEFAULTS.get(name):
+                options.append(
+                    f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
+                )
+        return f"{self.provider}:{self.kind}:{','.join(options)}"
 
     @property
     def answer_status(self) -> int | None:
@@ -120,17 +138,30 @@ class FaultSet:
         self._seed = seed
         self._states: list[FaultState] = []
         self._rngs: dict[int, random.Random] = {}
+        self._twins: dict[bytes, int] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
     def add(self, fault: Fault) -> FaultState:
         """Put ``fault`` in force, after the existing ones."""
+        return self.add_all([fault])[0]
+
+    def add_all(self, faults: list[Fault]) -> list[FaultState]:
+        """Put several faults in force at once, in order."""
         with self._lock:
-            state = FaultState(id=next(self._ids), fault=fault)
-            seed = None if self._seed is None else f"{self._seed}:{state.id}"
-            self._rngs[state.id] = random.Random(seed)  # noqa: S311 - test faults, not secrets
-            self._states.append(state)
-            return state
+            added = []
+            for fault in faults:
+                state = FaultState(id=next(self._ids), fault=fault)
+                # Seeded by the rule and its rank among identical rules, never
+                # by its id: ids keep counting across clears.
+                rule = msgspec.json.encode(fault)
+                rank = self._twins.get(rule, 0)
+                self._twins[rule] = rank + 1
+                seed = None if self._seed is None else f"{self._seed}:{rank}:{rule.decode()}"
+                self._rngs[state.id] = random.Random(seed)  # noqa: S311 - test faults, not secrets
+                self._states.append(state)
+                added.append(state)
+            return added
 
     def remove(self, fault_id: int) -> bool:
         """Take a fault out of force; False if there was none with that id."""
@@ -145,6 +176,7 @@ class FaultSet:
         with self._lock:
             self._states.clear()
             self._rngs.clear()
+            self._twins.clear()
 
     def states(self) -> list[FaultState]:
         """Every fault with its counts, spent ones included, in order."""

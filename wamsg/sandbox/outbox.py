@@ -6,7 +6,7 @@ import hashlib
 import itertools
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 import msgspec
@@ -95,23 +95,34 @@ class Outbox:
         #: The last sequence number handed out (0 before the first).
         self.last_seq = 0
 
-    def next_seq(self) -> int:
-        """A new sequence number (1, 2, ...)."""
+    def add_new(self, build: Callable[[int], StoredMessage]) -> StoredMessage:
+        """Store ``build(seq)`` under the next sequence number, atomically.
+
+        Numbering and appending under one lock keeps the outbox in ``seq``
+        order when gateways run on several threads, so a reader polling with
+        ``after=last_seq`` never skips a message.
+        """
         with self._lock:
-            self.last_seq = next(self._seq)
-            return self.last_seq
+            message = build(next(self._seq))
+            self.last_seq = message.seq
+            self._append(message)
+        return message
 
     def add(self, message: StoredMessage) -> None:
-        """Store ``message``, dropping the oldest ones beyond the bounds."""
+        """Store ``message`` as numbered, dropping the oldest ones beyond the bounds."""
         with self._lock:
-            self._items.append(message)
-            self._bytes += message.size
-            # The newest message always stays, even if it alone is over budget.
-            while len(self._items) > 1 and (
-                len(self._items) > self._max_messages or self._bytes > self._max_bytes
-            ):
-                self._bytes -= self._items.popleft().size
-                self.dropped += 1
+            self._append(message)
+
+    def _append(self, message: StoredMessage) -> None:
+        # Called with the lock held.
+        self._items.append(message)
+        self._bytes += message.size
+        # The newest message always stays, even if it alone is over budget.
+        while len(self._items) > 1 and (
+            len(self._items) > self._max_messages or self._bytes > self._max_bytes
+        ):
+            self._bytes -= self._items.popleft().size
+            self.dropped += 1
 
     def clear(self) -> None:
         """Forget every message."""

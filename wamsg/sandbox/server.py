@@ -31,7 +31,7 @@ import msgspec
 from aiohttp import web
 
 from ..http import HttpRequest, HttpResponse
-from .base import GatewaySandbox
+from .base import GatewaySandbox, reason_phrase, recording_stores
 from .faults import Fault, FaultSet
 from .gowa import GowaSandbox
 from .outbox import Outbox
@@ -41,8 +41,10 @@ from .wuts import WutsSandbox
 
 __all__ = ["Reply", "RequestRecord", "Sandbox", "build_app", "running_sandbox"]
 
-#: Largest request body the sandbox reads (the gateways' own caps are lower).
-MAX_REQUEST_BYTES = 64 * 1024 * 1024
+#: Largest request body the sandbox reads: a 16 MiB image (every gateway's
+#: limit) as base64 JSON is 21.3 MiB. Bigger bodies get the gateway's 413
+#: before they are read, as a real gateway's front proxy would answer.
+MAX_REQUEST_BYTES = 24 * 1024 * 1024
 
 # Bodies larger than this are handled on a worker thread.
 _INLINE_BODY_BYTES = 256 * 1024
@@ -132,11 +134,21 @@ class Sandbox:
 
     def add_fault(self, fault: Fault) -> int:
         """Put a fault in force; returns its id."""
-        if fault.provider != "*" and fault.provider not in self.handlers:
-            raise ValueError(
-                f"no sandbox provider {fault.provider!r}; it has {', '.join(self.providers)}"
-            )
-        return self.faults.add(fault).id
+        return self.add_faults([fault])[0]
+
+    def add_faults(self, faults: Iterable[Fault]) -> list[int]:
+        """Put several faults in force, all or none; returns their ids.
+
+        Raises:
+            ValueError: a rule names a provider the sandbox does not serve.
+        """
+        rules = list(faults)
+        for fault in rules:
+            if fault.provider != "*" and fault.provider not in self.handlers:
+                raise ValueError(
+                    f"no sandbox provider {fault.provider!r}; it has {', '.join(self.providers)}"
+                )
+        return [state.id for state in self.faults.add_all(rules)]
 
     def dispatch(self, provider: str, request: HttpRequest) -> Reply:
         """Answer one gateway request, faults included. Pure: no I/O, no waiting.
@@ -146,26 +158,8 @@ class Sandbox:
         """
         handler = self.handlers[provider]
         fault = self.faults.pick(provider, request)
-        before = self.outbox.last_seq
-        reply: Reply
-        if fault is None:
-            reply = Reply(handler.handle(request))
-        elif fault.kind == "auth":
-            reply = Reply(handler.auth_error())
-        elif fault.answer_status is not None:
-            status = fault.answer_status
-            text = "Too many requests" if status == 429 else "Service unavailable (sandbox fault)"
-            answer = handler.error(status, text)
-            if fault.retry_after is not None:
-                answer = msgspec.structs.replace(
-                    answer, headers={**answer.headers, "retry-after": str(fault.retry_after)}
-                )
-            reply = Reply(answer)
-        elif fault.kind == "slow":
-            reply = Reply(handler.handle(request), delay=fault.delay)
-        else:  # drop: the gateway did the work, the client never hears of it
-            handler.handle(request)
-            reply = Reply(None)
+        with recording_stores() as stored:
+            reply = self._answer(handler, fault, request)
         self.requests.append(
             RequestRecord(
                 seq=next(self._request_seq),
@@ -175,16 +169,40 @@ class Sandbox:
                 at=self._clock(),
                 status=None if reply.response is None else reply.response.status,
                 fault=None if fault is None else fault.kind,
-                stored=self.outbox.last_seq != before,
+                stored=bool(stored),
             )
         )
         return reply
+
+    @staticmethod
+    def _answer(handler: GatewaySandbox, fault: Fault | None, request: HttpRequest) -> Reply:
+        if fault is None:
+            return Reply(handler.handle(request))
+        if fault.kind == "auth":
+            return Reply(handler.auth_error())
+        if fault.answer_status is not None:
+            status = fault.answer_status
+            answer = handler.error(status, f"{reason_phrase(status)} (sandbox fault)")
+            if fault.retry_after is not None:
+                answer = msgspec.structs.replace(
+                    answer, headers={**answer.headers, "retry-after": str(fault.retry_after)}
+                )
+            return Reply(answer)
+        if fault.kind == "slow":
+            return Reply(handler.handle(request), delay=fault.delay)
+        # drop: the gateway did the work, the client never hears of it
+        handler.handle(request)
+        return Reply(None)
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(
         status=status, body=msgspec.json.encode(data), content_type="application/json"
     )
+
+
+def _plain(answer: HttpResponse) -> web.Response:
+    return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
 
 
 def _inbox_page() -> bytes:
@@ -198,14 +216,22 @@ def build_app(sandbox: Sandbox) -> web.Application:
 
     async def gateway(request: web.Request) -> web.StreamResponse:
         provider = request.match_info["provider"]
-        if provider not in sandbox.handlers:
+        handler = sandbox.handlers.get(provider)
+        if handler is None:
             raise web.HTTPNotFound(text=f"no sandbox provider {provider!r}")
+        too_large = handler.error(413, "Request Entity Too Large")
+        if (request.content_length or 0) > MAX_REQUEST_BYTES:
+            return _plain(too_large)
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:  # chunked, with no length up front
+            return _plain(too_large)
         neutral = HttpRequest(
             method=request.method,
             url="/" + request.match_info["path"],
             query=tuple(request.query.items()),
             headers=tuple(request.headers.items()),
-            body=await request.read(),
+            body=body,
         )
         if len(neutral.body) > _INLINE_BODY_BYTES:  # type: ignore[arg-type]
             # Parsing a 16 MiB multipart upload takes about a second: off the
@@ -220,8 +246,7 @@ def build_app(sandbox: Sandbox) -> web.Application:
             if request.transport is not None:
                 request.transport.close()
             return web.Response()
-        answer = reply.response
-        return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
+        return _plain(reply.response)
 
     async def inbox(request: web.Request) -> web.Response:
         return web.Response(body=page, content_type="text/html", charset="utf-8")
@@ -278,8 +303,7 @@ def build_app(sandbox: Sandbox) -> web.Application:
     async def add_faults(request: web.Request) -> web.Response:
         try:
             data = msgspec.json.decode(await request.read(), type=Fault | list[Fault])
-            rules = data if isinstance(data, list) else [data]
-            ids = [sandbox.add_fault(rule) for rule in rules]
+            ids = sandbox.add_faults(data if isinstance(data, list) else [data])
         except (msgspec.DecodeError, ValueError) as exc:
             return _json({"error": str(exc)}, status=400)
         return _json({"ids": ids}, status=201)
@@ -345,7 +369,10 @@ async def running_sandbox(
         assert server is not None
         assert server.sockets  # type: ignore[attr-defined]
         bound_port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-        shown_host = f"[{host}]" if ":" in host else host
+        # A wildcard address is not one to connect to: show loopback instead.
+        shown_host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104
+        if ":" in shown_host:
+            shown_host = f"[{shown_host}]"
         box.base_url = f"http://{shown_host}:{bound_port}"
         yield box, box.base_url
     finally:

@@ -31,7 +31,6 @@ import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from http import HTTPStatus
 from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
 
@@ -41,7 +40,7 @@ from .._mediatype import sniff
 from ..http import HttpRequest, HttpResponse
 from ..providers import _waha
 from ..providers.waha import DEFAULT_SESSION, WahaAdapter, _ImageBody, _TextBody
-from .base import GatewaySandbox, body_bytes
+from .base import GatewaySandbox, body_bytes, reason_phrase
 from .outbox import Outbox
 
 __all__ = ["WahaSandbox"]
@@ -83,7 +82,7 @@ _ROUTES: dict[tuple[str, str], Literal["text", "image", "text_get"]] = {
 
 def _nest(status: int, message: str | list[str]) -> HttpResponse:
     """Nest's HttpException body: ``{message, error, statusCode}`` (§2.6)."""
-    body = {"message": message, "error": HTTPStatus(status).phrase, "statusCode": status}
+    body = {"message": message, "error": reason_phrase(status), "statusCode": status}
     return HttpResponse(status=status, headers=_JSON, body=msgspec.json.encode(body))
 
 

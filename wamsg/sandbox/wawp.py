@@ -89,7 +89,9 @@ class WawpSandbox(GatewaySandbox):
     def handle(self, request: HttpRequest) -> HttpResponse:
         """Answer one request to ``/v2/send/text`` or ``/v2/send/image``."""
         path = request.url.rstrip("/")
-        if not path.endswith(("/v2/send/text", "/v2/send/image")):
+        # Exactly these paths, as on api.wawp.net: a wrong base_url must fail
+        # here as it would there.
+        if path not in ("/v2/send/text", "/v2/send/image"):
             return _error(
                 404, "rest_no_route", "No route was found matching the URL and request method."
             )
@@ -102,7 +104,7 @@ class WawpSandbox(GatewaySandbox):
         if query.get("instance_id") != self.instance_id:
             return _error(404, "invalid_instance", "Session does not exist.")
         body = body_bytes(request)
-        is_image = path.endswith("/image")
+        is_image = path == "/v2/send/image"
         try:
             wire: Any = msgspec.json.decode(body, type=_ImageBody if is_image else _TextBody)
         except msgspec.ValidationError as exc:

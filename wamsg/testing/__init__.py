@@ -25,6 +25,7 @@ Pytest fixtures built on these live in :mod:`wamsg.testing.pytest_plugin`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -58,7 +59,18 @@ async def sandbox(
 
     Yields the :class:`~wamsg.sandbox.Sandbox`; its ``base_url`` is set and
     ``credentials(provider)`` gives the settings for :class:`~wamsg.Client`.
+
+    Raises:
+        ConfigError: not running on asyncio (the server is aiohttp.web); use
+            :func:`sandbox_client` on other backends.
     """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        raise ConfigError(
+            "the served sandbox needs asyncio (it runs on aiohttp); "
+            "use wamsg.testing.sandbox_client() for a socket-free sandbox on any backend"
+        ) from None
     async with running_sandbox(seed=seed, faults=faults, host=host, port=port) as (box, _):
         yield box
 
@@ -90,8 +102,10 @@ def sandbox_transport(box: Sandbox, *, base_url: str = SANDBOX_URL) -> MockTrans
         url = urlsplit(request.url)
         if (url.scheme, url.netloc) != (root.scheme, root.netloc):
             raise ConfigError(f"the sandbox transport serves {base_url}, not {url.netloc}")
-        below = url.path[len(root.path.rstrip("/")) :]
-        provider, _, path = below.lstrip("/").partition("/")
+        prefix = root.path.rstrip("/")
+        if not url.path.startswith(prefix + "/"):
+            return HttpResponse(status=404, body=b"not below the sandbox base URL")
+        provider, _, path = url.path[len(prefix) + 1 :].partition("/")
         if provider not in box.handlers:
             return HttpResponse(status=404, body=b"no sandbox provider")
         body = await _body_bytes(request)
