@@ -27,8 +27,8 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from . import Client, __version__
 from ._redact import redact
@@ -37,6 +37,8 @@ from .models import Image, Media, SendResult, Text
 from .providers import available, get_adapter
 
 __all__ = ["main"]
+
+_N = TypeVar("_N", int, float)
 
 EXIT_OK, EXIT_NOT_SENT, EXIT_USAGE, EXIT_UNKNOWN, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -312,14 +314,14 @@ async def _sandbox(args: argparse.Namespace) -> int:
             box.add_fault(fault)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    try:
-        server = running_sandbox(host=args.host, port=args.port, sandbox=box)
-        box_url = await server.__aenter__()
-    except OSError as exc:
-        reason = _clean(exc.strerror or str(exc))
-        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {reason}") from None
-    try:
-        _, base_url = box_url
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            _, base_url = await stack.enter_async_context(
+                running_sandbox(host=args.host, port=args.port, sandbox=box)
+            )
+        except OSError as exc:
+            reason = _clean(exc.strerror or str(exc))
+            raise ConfigError(f"cannot listen on {args.host}:{args.port}: {reason}") from None
         print(f"wamsg sandbox gateway on {base_url}  (web inbox: {base_url}/)")
         if args.host not in ("127.0.0.1", "localhost", "::1"):
             print(f"warning: listening on {args.host}: reachable from other machines")
@@ -337,8 +339,6 @@ async def _sandbox(args: argparse.Namespace) -> int:
         print("Ctrl-C to stop", flush=True)
         await _wait_for_stop()
         print("stopping", flush=True)
-    finally:
-        await server.__aexit__(None, None, None)
     print("sandbox stopped")
     return EXIT_OK
 
@@ -346,40 +346,30 @@ async def _sandbox(args: argparse.Namespace) -> int:
 # -- argument parsing ---------------------------------------------------------
 
 
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 < value < 86400:
-        raise argparse.ArgumentTypeError("seconds must be more than 0 and less than a day")
-    return value
+def _number(kind: Callable[[str], _N], ok: Callable[[_N], bool], rule: str) -> Callable[[str], _N]:
+    """An argparse type: ``kind(text)``, refused unless ``ok(value)``; ``rule`` says why."""
+
+    def parse(text: str) -> _N:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{rule}, not {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{rule}, not {text!r}")
+        return value
+
+    return parse
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
+_seconds = _number(float, lambda v: 0 < v < 86400, "seconds must be more than 0 and under a day")
+_positive_int = _number(int, lambda v: v >= 1, "must be a whole number, at least 1")
+_port = _number(int, lambda v: 0 <= v <= 65535, "port must be a whole number 0-65535")
 
 
 def _host(text: str) -> str:
     if not text.strip() or any(c.isspace() for c in text):
         raise argparse.ArgumentTypeError("host must be an address, e.g. 127.0.0.1")
     return text
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError("port must be 0-65535")
-    return value
 
 
 def _add_send_options(command: argparse.ArgumentParser) -> None:
@@ -395,7 +385,7 @@ def _add_send_options(command: argparse.ArgumentParser) -> None:
     )
     command.add_argument("--reply-to", help="id of the message to quote")
     command.add_argument(
-        "--timeout", type=_positive_seconds, default=60.0, help="seconds for the whole send"
+        "--timeout", type=_seconds, default=60.0, help="seconds for the whole send"
     )
     command.add_argument("--json", action="store_true", help="print the result as JSON")
     command.add_argument("to", help="recipient: phone number (+5511999990000) or chat id")
