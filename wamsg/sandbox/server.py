@@ -205,6 +205,14 @@ def _plain(answer: HttpResponse) -> web.Response:
     return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
 
 
+def _int_param(request: web.Request, name: str) -> int | None:
+    """The path parameter ``name`` as an int; ``None`` when it is not one."""
+    try:
+        return int(request.match_info[name])
+    except ValueError:
+        return None
+
+
 def _inbox_page() -> bytes:
     return resources.files(__package__).joinpath("inbox.html").read_bytes()
 
@@ -285,10 +293,8 @@ def build_app(sandbox: Sandbox) -> web.Application:
         return web.Response(status=204)
 
     async def image(request: web.Request) -> web.Response:
-        try:
-            message = sandbox.outbox.get(int(request.match_info["seq"]))
-        except ValueError:
-            message = None
+        seq = _int_param(request, "seq")
+        message = None if seq is None else sandbox.outbox.get(seq)
         if message is None or message.image_bytes is None:
             raise web.HTTPNotFound(text="no stored image with that number")
         return web.Response(
@@ -313,11 +319,8 @@ def build_app(sandbox: Sandbox) -> web.Application:
         return web.Response(status=204)
 
     async def remove_fault(request: web.Request) -> web.Response:
-        try:
-            removed = sandbox.faults.remove(int(request.match_info["id"]))
-        except ValueError:
-            removed = False
-        if not removed:
+        fault_id = _int_param(request, "id")
+        if fault_id is None or not sandbox.faults.remove(fault_id):
             raise web.HTTPNotFound(text="no fault with that id")
         return web.Response(status=204)
 

@@ -40,6 +40,7 @@ from .._mediatype import sniff
 from ..http import HttpRequest, HttpResponse
 from ..providers import _waha
 from ..providers.waha import DEFAULT_SESSION, WahaAdapter, _ImageBody, _TextBody
+from ._webjs import webjs_message
 from .base import GatewaySandbox, body_bytes, reason_phrase
 from .outbox import Outbox
 
@@ -424,32 +425,21 @@ class WahaSandbox(GatewaySandbox):
         stored = self.store(
             kind=kind, chat_id=chat_id, message_id=serialized, extra=extra, **fields
         )
-        # The whatsapp-web.js Message WEBJS returns as is (§2.5, W2), without
-        # its bulky `_data`; ack 0 is PENDING (§2.7).
-        answer: dict[str, Any] = {
-            "id": {"fromMe": True, "remote": chat_id, "id": short, "_serialized": serialized},
-            "ack": 0,
-            "hasMedia": kind == "image",
-            "body": fields.get("text") or fields.get("caption") or "",
-            "type": "image" if kind == "image" else "chat",
-            "timestamp": int(stored.received_at),
-            "from": _ME,
-            "to": chat_id,
-            "deviceType": "web",
-            "isForwarded": False,
-            "forwardingScore": 0,
-            "isStatus": chat_id == "status@broadcast",
-            "isStarred": False,
-            "fromMe": True,
-            "hasQuotedMsg": fields.get("reply_to") is not None,
-            "hasReaction": False,
-            "mentionedIds": list(mentions),
-            "groupMentions": [],
-            "links": [],
-            "vCards": [],
-            "isGif": False,
-            "isEphemeral": False,
-        }
+        # The whatsapp-web.js Message WEBJS returns as is (§2.5, W2), with the
+        # fields WAHA's answers carry beyond the core Wawp shows.
+        answer = webjs_message(stored, short, _ME)
+        answer.update(
+            forwardingScore=0,
+            isStatus=chat_id == "status@broadcast",
+            isStarred=False,
+            hasReaction=False,
+            mentionedIds=list(mentions),
+            groupMentions=[],
+            links=[],
+            vCards=[],
+            isGif=False,
+            isEphemeral=False,
+        )
         if chat_id.endswith("@g.us"):
             answer["author"] = _ME
         return HttpResponse(status=status, headers=_JSON, body=msgspec.json.encode(answer))

@@ -19,6 +19,7 @@ import msgspec
 
 from ..http import HttpRequest, HttpResponse
 from ..providers.wawp import WawpAdapter, _ImageBody, _TextBody
+from ._webjs import webjs_message
 from .base import GatewaySandbox, body_bytes
 from .outbox import Outbox
 
@@ -150,21 +151,5 @@ class WawpSandbox(GatewaySandbox):
             message_id=serialized,
             **fields,
         )
-        now = stored.received_at
-        # The whatsapp-web.js Message WAHA's WEBJS engine returns (seed 004),
-        # without the bulky `_data` copy.
-        answer = {
-            "id": {"fromMe": True, "remote": chat_id, "id": short, "_serialized": serialized},
-            "ack": 0,
-            "hasMedia": kind == "image",
-            "body": fields.get("text") or fields.get("caption") or "",
-            "type": "image" if kind == "image" else "chat",
-            "timestamp": int(now),
-            "from": _SANDBOX_NUMBER,
-            "to": chat_id,
-            "deviceType": "web",
-            "fromMe": True,
-            "isForwarded": False,
-            "hasQuotedMsg": fields.get("reply_to") is not None,
-        }
+        answer = webjs_message(stored, short, _SANDBOX_NUMBER)
         return HttpResponse(status=200, headers=_JSON, body=msgspec.json.encode(answer))
