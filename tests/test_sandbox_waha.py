@@ -11,6 +11,10 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,8 +24,9 @@ import pytest
 
 import wamsg
 from wamsg import HttpRequest, Image, Media, Text
+from wamsg.providers.base import client_message_id
 from wamsg.providers.waha import WahaAdapter
-from wamsg.sandbox import Outbox, Sandbox, running_sandbox
+from wamsg.sandbox import Fault, Outbox, Sandbox, running_sandbox
 from wamsg.sandbox.waha import WahaSandbox
 
 pytestmark = pytest.mark.anyio
@@ -59,7 +64,9 @@ async def test_text_with_reply_and_mentions_arrives(sandbox: tuple[Sandbox, str]
     assert result.message_id is not None
     assert result.message_id.startswith(f"true_{USER}_3EB0")
     assert result.short_id is not None
-    assert len(result.short_id) == 22
+    # 22 characters when the sandbox makes the id; 20 when the client sends
+    # one derived from an idempotency key (client_message_id).
+    assert re.fullmatch(r"3EB0[0-9A-F]{16}(?:[0-9A-F]{2})?", result.short_id)
     assert result.chat_id == USER
     assert result.status is wamsg.Status.QUEUED
 
@@ -130,14 +137,19 @@ async def test_image_bytes_arrive_as_sent(
 
 
 async def test_ids_are_repeatable_with_a_seed() -> None:
+    # Images carry no client id (§2.3), so the sandbox makes theirs from the
+    # seed; a text's id comes from its idempotency key.
     ids = []
     for _ in range(2):
         async with (
             running_sandbox(seed=7) as (box, base_url),
             wamsg.Client("waha", **box.credentials("waha", base_url)) as client,
         ):
-            ids.append((await client.send_text(PHONE, "hi")).message_id)
+            image = await client.send_image(PHONE, "https://example.com/a.jpg")
+            text = await client.send(Text(to=PHONE, text="hi", idempotency_key="k"))
+            ids.append((image.message_id, text.message_id))
     assert ids[0] == ids[1]
+    assert ids[0][1] == f"true_{USER}_{client_message_id('k')}"
 
 
 # --- (b) what WAHA refuses, sent raw ---------------------------------------
@@ -451,3 +463,142 @@ def test_error_envelopes() -> None:
     assert crash["exception"]["message"] == "boom"
     assert crash["timestamp"] == "1970-01-01T00:00:00.000Z"
     assert gateway.auth_error().status == 401
+
+
+# --- a message is known by (session, chat, id) ------------------------------
+
+
+def _post_text(gateway: WahaSandbox, **fields: Any) -> Any:
+    """One raw sendText to the pure handler; the 201 answer's JSON."""
+    body = {"session": gateway.session, "chatId": USER, "text": "hi", **fields}
+    response = gateway.handle(
+        HttpRequest(
+            method="POST",
+            url="/api/sendText",
+            headers=(("X-Api-Key", "sandbox-key"), ("Content-Type", "application/json")),
+            body=json.dumps(body).encode(),
+        )
+    )
+    assert response.status == 201, response.body
+    return json.loads(response.body)
+
+
+def test_the_same_id_to_the_same_chat_is_one_message() -> None:
+    gateway = WahaSandbox(Outbox(), seed=1)
+    first = _post_text(gateway, id="3EB0AAAABBBBCCCCDDDD", text="first")
+    again = _post_text(gateway, id="3EB0AAAABBBBCCCCDDDD", text="second")
+    [stored] = gateway.outbox
+    assert stored.text == "first"
+    assert stored.message_id == f"true_{USER}_3EB0AAAABBBBCCCCDDDD"
+    # The re-send is answered with the first message, as it was.
+    assert again == first
+    assert again["id"]["_serialized"] == stored.message_id
+    assert again["body"] == "first"
+
+
+def test_the_same_id_to_other_chats_or_sessions_is_another_message() -> None:
+    outbox = Outbox()
+    gateway = WahaSandbox(outbox, seed=1)
+    to_user = _post_text(gateway, id="3EB0SAME")
+    to_group = _post_text(gateway, id="3EB0SAME", chatId=GROUP)
+    # Another session (another WhatsApp account) on the same outbox.
+    other = WahaSandbox(outbox, seed=1, session="sales")
+    from_sales = _post_text(other, id="3EB0SAME")
+    assert [m.chat_id for m in outbox] == [USER, GROUP, USER]
+    assert [m.extra["session"] for m in outbox] == ["default", "default", "sales"]
+    assert to_user["id"]["_serialized"] == f"true_{USER}_3EB0SAME"
+    assert to_group["id"]["_serialized"] == f"true_{GROUP}_3EB0SAME"
+    assert from_sales["id"]["_serialized"] == to_user["id"]["_serialized"]
+
+
+def test_sends_without_an_id_are_never_merged() -> None:
+    gateway = WahaSandbox(Outbox(), seed=1)
+    first, second = _post_text(gateway), _post_text(gateway)
+    assert first["id"]["id"] != second["id"]["id"]
+    assert len(gateway.outbox) == 2
+
+
+def test_the_lookup_is_bounded_by_the_outbox() -> None:
+    # Only stored messages are looked up: once the outbox has dropped the
+    # message (or been cleared), the sandbox has forgotten it.
+    gateway = WahaSandbox(Outbox(max_messages=2), seed=1)
+    _post_text(gateway, id="3EB0OLD")
+    _post_text(gateway, id="3EB0OLD")
+    assert len(gateway.outbox) == 1
+    _post_text(gateway, id="3EB0B")
+    _post_text(gateway, id="3EB0C")  # drops 3EB0OLD
+    _post_text(gateway, id="3EB0OLD")
+    assert [m.message_id.rsplit("_", 1)[1] for m in gateway.outbox] == ["3EB0C", "3EB0OLD"]
+    gateway.outbox.clear()
+    _post_text(gateway, id="3EB0C")
+    assert len(gateway.outbox) == 1
+
+
+def _slow_clock() -> float:
+    # store() reads the clock between the lookup and the append: a slow
+    # clock widens the window two unlocked retries would both pass through.
+    time.sleep(0.002)
+    return 1759108866.0
+
+
+def test_concurrent_resends_store_one_message() -> None:
+    gateway = WahaSandbox(Outbox(), seed=1, clock=_slow_clock)
+    start = threading.Barrier(16)
+
+    def send(n: int) -> Any:
+        start.wait()
+        return _post_text(gateway, id="3EB0RACE", text=f"try {n}")
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(send, range(16)))
+    [stored] = gateway.outbox
+    assert {a["id"]["_serialized"] for a in answers} == {stored.message_id}
+    assert {a["body"] for a in answers} == {stored.text}
+
+
+async def test_a_resent_key_over_http_is_one_message() -> None:
+    async with running_sandbox(seed=1) as (sandbox, base_url):
+        creds = sandbox.credentials("waha", base_url)
+        message = Text(to=PHONE, text="order 42 shipped", idempotency_key="k")
+        async with wamsg.Client("waha", **creds) as client:
+            first = await client.send(message)
+            # The client may answer this one from its own idempotency store.
+            second = await client.send(message)
+        # Retries from other processes: other clients (their own stores),
+        # the same key; these reach the gateway.
+        results = [first, second]
+        for _ in range(2):
+            async with wamsg.Client("waha", **creds) as other:
+                results.append(await other.send(message))
+        [stored] = sandbox.outbox.find(provider="waha")
+        assert stored.text == "order 42 shipped"
+        expected = f"true_{USER}_{client_message_id('k')}"
+        assert stored.message_id == expected
+        assert {r.message_id for r in results} == {expected}
+        assert {r.short_id for r in results} == {client_message_id("k")}
+        # The sandbox's request log: every send answered 201, one stored.
+        waha = [r for r in sandbox.requests if r.provider == "waha"]
+        assert len(waha) >= 3
+        assert {r.status for r in waha} == {201}
+        assert [r.stored for r in waha].count(True) == 1
+
+
+async def test_a_send_whose_answer_was_lost_can_be_retried_safely() -> None:
+    # The gateway stores the message but the connection drops before the
+    # answer (providers.md §5 note 1): the client cannot know. Sending again
+    # with the same key finds the message instead of sending a second one.
+    async with running_sandbox(seed=1) as (sandbox, base_url):
+        sandbox.add_fault(Fault(kind="drop", provider="waha", times=1))
+        creds = sandbox.credentials("waha", base_url)
+        message = Text(to=PHONE, text="pay 10", idempotency_key="payment-7")
+        async with wamsg.Client("waha", **creds) as client:
+            with pytest.raises(wamsg.TransportError) as lost:
+                await client.send(message)
+        assert lost.value.outcome is wamsg.Outcome.UNKNOWN
+        # The retry from a fresh client (a restarted process): the client's
+        # own store would refuse to resend an unknown outcome.
+        async with wamsg.Client("waha", **creds) as client:
+            result = await client.send(message)
+        [stored] = sandbox.outbox.find(provider="waha")
+        assert result.message_id == stored.message_id
+        assert result.short_id == client_message_id("payment-7")

@@ -22,6 +22,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from wamsg import HttpRequest, Image, Media, Message, Text
+from wamsg.providers.base import client_message_id
 from wamsg.providers.waha import WahaAdapter
 
 SPEC_PATH = Path(__file__).resolve().parent / "data" / "specs" / "waha-openapi.json"
@@ -79,6 +80,11 @@ REQUESTS: dict[str, Callable[[], Message]] = {
     "text": lambda: Text(to=PHONE, text="Hi there!"),
     "text_reply": lambda: Text(to=PHONE, text="Reply", reply_to=REPLY_TO),
     "text_group": lambda: Text(to=GROUP, text="Hello group"),
+    # `id`: the pre-generated message id, from the idempotency key (§2.2).
+    "text_idempotency_key": lambda: Text(to=PHONE, text="Hi there!", idempotency_key="order-42"),
+    "text_reply_key": lambda: Text(
+        to=GROUP, text="Reply", reply_to=REPLY_TO, idempotency_key="order-43"
+    ),
     "image_url": lambda: Image(
         to=PHONE,
         image=Media(url="https://example.com/a.jpg", filename="a.jpg"),
@@ -87,6 +93,9 @@ REQUESTS: dict[str, Callable[[], Message]] = {
     "image_url_unnamed": lambda: Image(to=GROUP, image=Media(url="https://example.com/b.png")),
     "image_url_reply": lambda: Image(
         to=PHONE, image=Media(url="https://example.com/a.jpg"), reply_to=REPLY_TO
+    ),
+    "image_url_key": lambda: Image(
+        to=PHONE, image=Media(url="https://example.com/a.jpg"), idempotency_key="order-44"
     ),
     "image_base64_jpeg": lambda: Image(
         to=PHONE, image=Media(data=(MEDIA / "tiny.jpg").read_bytes()), caption="tiny"
@@ -154,6 +163,23 @@ def test_image_file_matches_exactly_one_file_shape(registry: Registry[Any]) -> N
     assert errors_of(registry, binary, by_url["file"]) == [": 'data' is a required property"]
     assert errors_of(registry, binary, by_data["file"]) == []
     assert errors_of(registry, remote, by_data["file"]) == [": 'url' is a required property"]
+
+
+def test_client_message_id_is_the_spec_pre_generated_id(
+    spec: dict[str, Any], registry: Registry[Any]
+) -> None:
+    # MessageTextRequest.id: "Pre-generated message id", a string (W7, §2.2);
+    # MessageImageRequest has no id (§2.3), and the adapter sends none there.
+    schemas = spec["components"]["schemas"]
+    declared = schemas["MessageTextRequest"]["properties"]["id"]
+    assert declared["type"] == "string"
+    assert declared["description"] == "Pre-generated message id"
+    assert "id" not in schemas["MessageImageRequest"]["properties"]
+    request, document = built(REQUESTS["text_idempotency_key"])
+    assert document["id"] == client_message_id("order-42")
+    assert errors_of(registry, request_schema_pointer(spec, request), document) == []
+    _, image = built(REQUESTS["image_url_key"])
+    assert "id" not in image
 
 
 def test_api_key_header_is_the_spec_security_scheme(spec: dict[str, Any]) -> None:
@@ -227,6 +253,7 @@ NEGATIVE: dict[str, tuple[str, Callable[[dict[str, Any]], None], str]] = {
     ),
     "chat_id_as_number": ("text", lambda d: d.update(chatId=5511999990000), "chatId: "),
     "text_missing": ("text", lambda d: d.pop("text"), "'text' is a required property"),
+    "id_as_number": ("text_idempotency_key", lambda d: d.update(id=42), "id: 42 is not of type"),
     "session_missing": ("image_url", lambda d: d.pop("session"), "'session' is a required"),
     "reply_to_as_bool": ("text_reply", lambda d: d.update(reply_to=True), "reply_to: "),
 }

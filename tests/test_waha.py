@@ -10,8 +10,10 @@ aiohttp transport to a WAHA-like server on 127.0.0.1 (providers.md §2).
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from typing import Any
 import msgspec
 import pytest
 from aiohttp import web
-from golden import MEDIA, render_body
+from golden import MEDIA, render_body, request_to_dict
 
 import wamsg
 from wamsg import (
@@ -43,7 +45,9 @@ from wamsg import (
     Text,
     UnsupportedFeature,
 )
+from wamsg.providers.base import client_message_id
 from wamsg.providers.waha import WahaAdapter
+from wamsg.providers.wawp import WawpAdapter
 
 pytestmark = pytest.mark.anyio
 
@@ -225,6 +229,141 @@ def test_empty_caption_is_left_out() -> None:
     request = make_adapter().encode(Image(to=PHONE, image=Media(url=JPEG_URL), caption=""))
     assert isinstance(request.body, bytes)
     assert "caption" not in json.loads(request.body)
+
+
+# --------------------------------------------------------------------------
+# Idempotency keys: a pre-generated message id on sendText only
+# --------------------------------------------------------------------------
+
+#: client_message_id("order-42"), worked out by hand from SHA-256.
+ORDER_42_ID = "3EB03BF8B157C4238EEF"
+
+
+def _json_body(request: wamsg.HttpRequest) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(render_body(request))
+    return document
+
+
+def test_client_message_id_is_deterministic_and_whatsapp_shaped() -> None:
+    assert client_message_id("order-42") == ORDER_42_ID
+    assert client_message_id("order-42") == client_message_id("order-42")
+    digest = hashlib.sha256(b"order-42").hexdigest()
+    assert "3EB0" + digest[:16].upper() == ORDER_42_ID
+    for key in ("k", "order-42", "é" * 255, "a b\tc", "3EB0AAAA"):
+        ident = client_message_id(key)
+        # whatsapp-web.js's shape: 3EB0 and upper-case hex, 20 characters.
+        assert re.fullmatch(r"3EB0[0-9A-F]{16}", ident), ident
+        assert key not in ident
+
+
+def test_client_message_id_differs_per_key() -> None:
+    keys = [f"key-{n}" for n in range(2000)] + ["K", "k", "k ", " k"]
+    assert len({client_message_id(k) for k in keys}) == len(keys)
+
+
+def test_text_with_an_idempotency_key_sends_its_message_id() -> None:
+    # The golden this would be (tests/golden.py does not yet pass
+    # idempotency_key through): MessageTextRequest.id, "Pre-generated
+    # message id" (providers.md §2.2, W7), last in the body.
+    message = Text(to="+1 111 111 1111", text="Hi there!", idempotency_key="order-42")
+    adapter = WahaAdapter(base_url=BASE_URL, api_key="YOUR_API_KEY")
+    request = adapter.encode(message)
+    assert request_to_dict(request) == {
+        "method": "POST",
+        "url": "http://localhost:3000/api/sendText",
+        "query": [],
+        "headers": [
+            ["Content-Type", "application/json"],
+            ["Accept", "application/json"],
+            ["X-Api-Key", "YOUR_API_KEY"],
+        ],
+        "json": {
+            "session": "default",
+            "chatId": "11111111111@c.us",
+            "text": "Hi there!",
+            "id": ORDER_42_ID,
+        },
+        "kind": "text",
+    }
+    assert render_body(request) == (
+        b'{"session":"default","chatId":"11111111111@c.us","text":"Hi there!",'
+        b'"id":"3EB03BF8B157C4238EEF"}'
+    )
+    # The key itself never goes out, only its hash.
+    assert b"order-42" not in render_body(request)
+    # A retry (here: another adapter, as another process would build it)
+    # asks for the very same id.
+    again = WahaAdapter(base_url="http://other:3000", session="default").encode(message)
+    assert _json_body(again)["id"] == ORDER_42_ID
+
+
+def test_text_with_reply_mentions_and_key_keeps_every_field() -> None:
+    message = Text(
+        to=GROUP,
+        text="Hi @5511988887777",
+        reply_to="false_11111111111@c.us_AAAA",
+        mentions=("+5511988887777",),
+        idempotency_key="k",
+    )
+    body = _json_body(make_adapter().encode(message))
+    assert list(body) == ["session", "chatId", "text", "reply_to", "mentions", "id"]
+    assert body["id"] == client_message_id("k")
+
+
+def test_text_without_a_key_sends_no_id() -> None:
+    body = _json_body(make_adapter().encode(Text(to=PHONE, text="hi")))
+    assert "id" not in body
+
+
+@pytest.mark.parametrize(
+    "media",
+    [
+        Media(url=JPEG_URL),
+        Media(data=(MEDIA / "tiny.jpg").read_bytes()),
+    ],
+    ids=["url", "base64"],
+)
+def test_image_never_sends_an_id(media: Media) -> None:
+    # MessageImageRequest has no pre-generated id (providers.md §2.3, W7).
+    request = make_adapter().encode(Image(to=PHONE, image=media, idempotency_key="order-42"))
+    body = _json_body(request)
+    assert "id" not in body
+    assert "id" not in body["file"]
+    assert b"3EB0" not in render_body(request)
+    assert b"order-42" not in render_body(request)
+
+
+def test_wawp_sends_no_id_for_a_key() -> None:
+    # Wawp's v2 send-text documents chatId, message and reply_to only
+    # (providers.md §1.4): no pre-generated id, though it runs WAHA (§1.2).
+    assert WawpAdapter.capabilities.client_message_id is False
+    adapter = WawpAdapter(instance_id="INSTANCE1", access_token="TOKEN")
+    for message in (
+        Text(to=PHONE, text="hi", idempotency_key="order-42"),
+        Image(to=PHONE, image=Media(url=JPEG_URL), idempotency_key="order-42"),
+    ):
+        rendered = render_body(adapter.encode(message))
+        assert b'"id"' not in rendered
+        assert b"3EB0" not in rendered
+        assert b"order-42" not in rendered
+
+
+@pytest.mark.parametrize("body", [b'{"id":"\x80"}', b'{"message":"\x80"', b'"\x80"'])
+def test_2xx_with_invalid_utf8_is_an_unknown_outcome(body: bytes) -> None:
+    # msgspec raises UnicodeDecodeError for invalid UTF-8 inside a JSON string.
+    error = decode_error(201, body)
+    assert type(error) is ProviderError
+    assert error.outcome is Outcome.UNKNOWN
+
+
+def test_decoded_ids_are_the_client_message_id() -> None:
+    # WEBJS answers with the whatsapp-web.js Message whose id.id is the
+    # pre-generated id (as the sandbox echoes it): the result is built on it.
+    chat = f"{PHONE_DIGITS}@c.us"
+    result = decode(201, _webjs_answer(chat, client_message_id("order-42")))
+    assert isinstance(result, SendResult)
+    assert result.short_id == ORDER_42_ID
+    assert result.message_id == f"true_{chat}_{ORDER_42_ID}"
 
 
 def _jpeg_path(tmp_path: Path, size: int) -> Path:
@@ -585,13 +724,22 @@ async def test_text_and_a_wrong_key_end_to_end(serve: Any) -> None:
             "chatId": f"{PHONE_DIGITS}@c.us",
             "text": "Hi @5511988887777",
             "mentions": ["5511988887777@c.us"],
+            "id": ORDER_42_ID,
         }
-        return web.json_response(_webjs_answer(document["chatId"], "3EB0AAAA"), status=201)
+        # WEBJS keeps the pre-generated id (§2.2), as the sandbox does.
+        return web.json_response(_webjs_answer(document["chatId"], document["id"]), status=201)
 
     base_url = await serve(handler)
+    message = Text(
+        to=PHONE,
+        text="Hi @5511988887777",
+        mentions=("+55 11 98888-7777",),
+        idempotency_key="order-42",
+    )
     async with wamsg.Client("waha", base_url=base_url, api_key=API_KEY, session="sales") as client:
-        result = await client.send_text(PHONE, "Hi @5511988887777", mentions=["+55 11 98888-7777"])
-    assert result.message_id == f"true_{PHONE_DIGITS}@c.us_3EB0AAAA"
+        result = await client.send(message)
+    assert result.message_id == f"true_{PHONE_DIGITS}@c.us_{ORDER_42_ID}"
+    assert result.short_id == ORDER_42_ID
 
     async with wamsg.Client("waha", base_url=base_url, api_key="wrong-key") as client:
         with pytest.raises(AuthenticationError) as info:

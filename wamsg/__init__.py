@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import logging as _logging
+
 from ._redact import Secret
 from ._version import __version__
 from .client import Client
@@ -19,7 +21,11 @@ from .errors import (
     ConfigError,
     ConnectError,
     Disconnected,
+    IdempotencyError,
+    IdempotencyInFlight,
+    IdempotencyKeyReused,
     InvalidMessage,
+    NoProviderAvailable,
     Outcome,
     ProviderConfigError,
     ProviderError,
@@ -31,12 +37,22 @@ from .errors import (
     UnsupportedFeature,
     WamsgError,
 )
+from .hooks import DeliveryEvent, Hooks
 from .http import ComposedBody, HttpRequest, HttpResponse, MediaChunks, StreamBody
+from .idempotency import DedupeStore, MemoryDedupeStore
+from .limits import Limits, LocalRateLimiter, RateLimiter
 from .models import Attempt, Image, Media, Message, Recipient, SendResult, Status, Text
 from .providers import Adapter, Capabilities, available, create_adapter, register
+from .retry import NO_RETRY, RetryPolicy
+from .router import Router
 from .transports import MockTransport, Timeouts, Transport
 
+# A library logs, the application decides where to: without this, Python's
+# last-resort handler would print wamsg's warnings to stderr.
+_logging.getLogger("wamsg").addHandler(_logging.NullHandler())
+
 __all__ = [
+    "NO_RETRY",
     "Adapter",
     "Attempt",
     "AuthenticationError",
@@ -45,22 +61,35 @@ __all__ = [
     "ComposedBody",
     "ConfigError",
     "ConnectError",
+    "DedupeStore",
+    "DeliveryEvent",
     "Disconnected",
+    "Hooks",
     "HttpRequest",
     "HttpResponse",
+    "IdempotencyError",
+    "IdempotencyInFlight",
+    "IdempotencyKeyReused",
     "Image",
     "InvalidMessage",
+    "Limits",
+    "LocalRateLimiter",
     "Media",
     "MediaChunks",
+    "MemoryDedupeStore",
     "Message",
     "MockTransport",
+    "NoProviderAvailable",
     "Outcome",
     "ProviderConfigError",
     "ProviderError",
     "ProviderUnavailable",
     "RateLimited",
+    "RateLimiter",
     "Recipient",
     "Rejected",
+    "RetryPolicy",
+    "Router",
     "Secret",
     "SendResult",
     "SendTimeout",

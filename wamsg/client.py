@@ -1,16 +1,16 @@
-"""The async client: the one place in wamsg that awaits.
+"""The async client: one gateway, sent to safely.
 
 ``Client`` checks and encodes a message with the provider's adapter (no
-I/O), sends it once through a transport under one deadline, and decodes the
-answer. It never sends a request twice: retries, rate limits and failover
-are built on top of this loop, only for failures whose outcome is
-``not_sent``.
+I/O), sends it through a transport and decodes the answer. Around that, the
+delivery loop it shares with :class:`~wamsg.Router` (``_delivery.py``) adds
+idempotency keys, retries of what certainly did not go out, and one
+deadline per call; this module adds the gateway instance's own limits: its
+rate, pacing and sends in flight.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Sequence
 from types import TracebackType
@@ -19,21 +19,25 @@ from typing import Any, NoReturn
 import anyio
 import msgspec
 
+from ._delivery import Progress, Sender, Target, valid_seconds
 from ._redact import redact
 from ._streams import prepare_media
 from .errors import (
     ConfigError,
-    InvalidMessage,
     Outcome,
     ProviderError,
     SendTimeout,
     TransportError,
     WamsgError,
 )
+from .hooks import Hooks
 from .http import HttpRequest
-from .models import Attempt, Image, ImageInput, Media, Message, Recipient, SendResult, Text
+from .idempotency import DedupeStore
+from .limits import Limits, LocalRateLimiter, RateLimiter
+from .models import Image, Message, SendResult
 from .providers import Adapter, create_adapter
 from .providers.base import check_message
+from .retry import RetryPolicy
 from .transports.base import Timeouts, Transport
 
 __all__ = ["Client"]
@@ -41,22 +45,7 @@ __all__ = ["Client"]
 logger = logging.getLogger("wamsg")
 
 
-def _valid_seconds(value: object) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value > 0
-    )
-
-
-def _mentions(mentions: Sequence[str | Recipient]) -> tuple[str | Recipient, ...]:
-    if isinstance(mentions, str):
-        raise InvalidMessage("mentions must be a list of numbers, not a single string")
-    return tuple(mentions)
-
-
-class Client:
+class Client(Sender):
     """Send WhatsApp messages through one gateway.
 
     ::
@@ -69,11 +58,23 @@ class Client:
         transport: how requests are sent; by default an
             :class:`~wamsg.transports.AiohttpTransport` owned by the client.
         timeout: the deadline of one send call, in seconds, everything
-            included; None for none. Each call can override it.
-        connect_timeout: to open a connection.
+            included (limits, attempts, backoff); None for none. Each call
+            can override it.
+        connect_timeout: to open a connection for a text send.
         read_timeout: between reads of a text send's answer.
+        media_connect_timeout: to open a connection for a media send
+            (defaults to ``connect_timeout``).
         media_read_timeout: between reads of a media send's answer (the
             gateway may download or upload the file before it answers).
+        retry: when and how often failed sends are tried again; only
+            failures whose outcome is ``not_sent`` are, by default.
+        limits: the rate, burst, pacing and sends in flight this gateway
+            instance is held to (none by default).
+        rate_limiter: a shared :class:`~wamsg.RateLimiter` to use instead of
+            the in-process one built from ``limits``.
+        dedupe: the idempotency store: True for an in-memory one (the
+            default), a :class:`~wamsg.DedupeStore` to share one, False for none.
+        hooks: callbacks at each step of a send.
         **settings: the provider's settings (``instance_id``, ``access_token``...).
     """
 
@@ -85,7 +86,13 @@ class Client:
         timeout: float | None = 60.0,
         connect_timeout: float | None = 10.0,
         read_timeout: float | None = 30.0,
+        media_connect_timeout: float | None = None,
         media_read_timeout: float | None = 120.0,
+        retry: RetryPolicy | None = None,
+        limits: Limits | None = None,
+        rate_limiter: RateLimiter | None = None,
+        dedupe: DedupeStore | bool = True,
+        hooks: Hooks | None = None,
         **settings: Any,
     ) -> None:
         if isinstance(provider, str):
@@ -102,18 +109,39 @@ class Client:
                 )
             self.adapter = provider
         for name, value in (
-            ("timeout", timeout),
             ("connect_timeout", connect_timeout),
             ("read_timeout", read_timeout),
+            ("media_connect_timeout", media_connect_timeout),
             ("media_read_timeout", media_read_timeout),
         ):
-            if value is not None and not _valid_seconds(value):
+            if value is not None and not valid_seconds(value):
                 raise ConfigError(f"{name} must be a positive, finite number of seconds or None")
-        self.provider = self.adapter.name
+        self.retry, self.dedupe = self._options(timeout=timeout, retry=retry, dedupe=dedupe)
+        if limits is not None and not isinstance(limits, Limits):
+            raise ConfigError(f"limits must be a wamsg.Limits, not {type(limits).__name__}")
+        if rate_limiter is not None and not isinstance(rate_limiter, RateLimiter):
+            raise ConfigError("rate_limiter must have an async acquire(recipient, deadline=)")
+        if hooks is not None and not isinstance(hooks, Hooks):
+            raise ConfigError(f"hooks must be a wamsg.Hooks, not {type(hooks).__name__}")
+        self._provider = self.adapter.name
         self.timeout = timeout
+        self.limits = limits
+        self.hooks = hooks
+        self._rate_limiter = rate_limiter
+        if rate_limiter is None and limits is not None and limits.paces:
+            self._rate_limiter = LocalRateLimiter(limits)
+        self._in_flight = (
+            anyio.CapacityLimiter(limits.max_in_flight)
+            if limits is not None and limits.max_in_flight is not None
+            else None
+        )
+        self._forwards_keys = self.adapter.capabilities.client_message_id
         self._timeouts = {
             "text": Timeouts(connect=connect_timeout, read=read_timeout),
-            "media": Timeouts(connect=connect_timeout, read=media_read_timeout),
+            "media": Timeouts(
+                connect=connect_timeout if media_connect_timeout is None else media_connect_timeout,
+                read=media_read_timeout,
+            ),
         }
         if transport is None:
             from .transports.aiohttp import AiohttpTransport
@@ -121,7 +149,13 @@ class Client:
             transport = AiohttpTransport()
         self.transport = transport
         self._transport_enforces_timeouts = bool(getattr(transport, "enforces_timeouts", False))
+        self._targets: tuple[Target, ...] = (self,)
         self._closed = False
+
+    @property
+    def provider(self) -> str:
+        """The provider's name (``"wawp"``...)."""
+        return self._provider
 
     def __repr__(self) -> str:
         state = " closed" if self._closed else ""
@@ -162,130 +196,58 @@ class Client:
         if self._closed:
             raise ConfigError("this wamsg.Client is closed; create a new one")
 
-    # -- sending -----------------------------------------------------------
+    # -- one attempt -------------------------------------------------------
 
-    async def send_text(
-        self,
-        to: str | Recipient,
-        text: str,
-        *,
-        reply_to: str | None = None,
-        mentions: Sequence[str | Recipient] = (),
-        timeout: float | None = None,
-    ) -> SendResult:
-        """Send a text message. See :meth:`send` for what it raises."""
-        message = Text(to=to, text=text, reply_to=reply_to, mentions=_mentions(mentions))
-        return await self.send(message, timeout=timeout)
+    async def _prepare(
+        self, message: Message, deadline: float | None
+    ) -> tuple[Message, Sequence[Target]]:
+        if isinstance(message, Image):
+            message = await prepare_image(self.provider, self.adapter, message, deadline)
+        return message, self._targets
 
-    async def send_image(
-        self,
-        to: str | Recipient,
-        image: ImageInput,
-        *,
-        caption: str | None = None,
-        filename: str | None = None,
-        mimetype: str | None = None,
-        reply_to: str | None = None,
-        mentions: Sequence[str | Recipient] = (),
-        view_once: bool = False,
-        timeout: float | None = None,
-    ) -> SendResult:
-        """Send an image from a URL, a path, bytes, a file object or an async byte stream.
-
-        A string is a URL when it starts with ``http://`` or ``https://`` and
-        a path otherwise. See :meth:`send` for what it raises.
-        """
-        media = Media.coerce(image, filename=filename, mimetype=mimetype)
-        message = Image(
-            to=to,
-            image=media,
-            caption=caption,
-            reply_to=reply_to,
-            mentions=_mentions(mentions),
-            view_once=view_once,
-        )
-        return await self.send(message, timeout=timeout)
-
-    async def send(self, message: Message, *, timeout: float | None = None) -> SendResult:
-        """Send one message, once.
-
-        Raises:
-            InvalidMessage, UnsupportedFeature: before any I/O.
-            ConfigError: the client is closed or misused.
-            TransportError: no answer; ``outcome`` says whether it may have sent.
-            ProviderError: the gateway refused; see ``outcome``, ``retryable``
-                and ``retry_after``.
-        """
-        self._check_open()
-        if not isinstance(message, Text | Image):
-            raise ConfigError(
-                f"message must be a wamsg Text or Image, not {type(message).__name__}"
-            )
-        deadline = self.timeout if timeout is None else timeout
-        if deadline is not None and not _valid_seconds(deadline):
-            raise ConfigError("timeout must be a positive, finite number of seconds")
-        if isinstance(message, Image) and message.image.url is None and message.image.head is None:
-            # The capability checks first (they need no bytes), so that an
-            # image the gateway cannot take is refused before its file is read
-            # or its single-use stream consumed; then read the first bytes
-            # (and a file object's size), under the call's deadline, so the
-            # adapter can tell the type and check limits before any request.
-            check_message(self.provider, self.adapter.capabilities, message)
-            try:
-                with anyio.fail_after(deadline):
-                    media = await prepare_media(message.image)
-            except TimeoutError:
-                raise SendTimeout(
-                    f"{self.provider}: reading the image took longer than the "
-                    f"{deadline}s deadline; nothing was sent",
-                    provider=self.provider,
-                    outcome=Outcome.NOT_SENT,
-                ) from None
-            message = msgspec.structs.replace(message, image=media)
-        request = self.adapter.encode(message)
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "wamsg send %s via %s to %s",
-                type(message).__name__.lower(),
-                self.provider,
-                message.recipient.masked,
-            )
-        started = time.perf_counter()
+    async def _attempt(
+        self, message: Message, deadline: float | None, progress: Progress
+    ) -> tuple[SendResult, int]:
+        """One try: wait for this gateway's limits, then send and decode."""
+        slots = self._in_flight
+        if slots is not None:
+            await _acquire(slots, deadline, self.provider)
         try:
-            result, status = await self._send_once(request, deadline)
-        except WamsgError as exc:
-            if logger.isEnabledFor(logging.DEBUG):
-                logger.debug(
-                    "wamsg %s failed after %.3fs: %s (outcome=%s)",
-                    self.provider,
-                    time.perf_counter() - started,
-                    exc.message,
-                    exc.outcome,
-                )
-            raise
-        attempt = Attempt(
-            provider=self.provider,
-            duration=time.perf_counter() - started,
-            status_code=status,
-        )
-        return msgspec.structs.replace(result, attempts=(attempt,))
+            if self._rate_limiter is not None:
+                await self._rate_limiter.acquire(message.recipient.value, deadline=deadline)
+            request = self.adapter.encode(message)
+            remaining = None
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise SendTimeout(
+                        f"{self.provider}: the deadline passed before the request; "
+                        "nothing was sent",
+                        provider=self.provider,
+                        outcome=Outcome.NOT_SENT,
+                    )
+            progress.sending = True
+            return await self._send_once(request, remaining)
+        finally:
+            if slots is not None:
+                slots.release()
 
     async def _send_once(
-        self, request: HttpRequest, deadline: float | None
+        self, request: HttpRequest, remaining: float | None
     ) -> tuple[SendResult, int]:
         base = self._timeouts[request.kind]
-        timeouts = base if deadline is None else msgspec.structs.replace(base, total=deadline)
+        timeouts = base if remaining is None else msgspec.structs.replace(base, total=remaining)
         try:
             if self._transport_enforces_timeouts:
                 # Fast path: the transport applies `timeouts.total` itself
                 # (an anyio cancel scope costs ~25 µs a call on asyncio).
                 response = await self.transport.send(request, timeouts=timeouts)
             else:
-                with anyio.fail_after(deadline):
+                with anyio.fail_after(remaining):
                     response = await self.transport.send(request, timeouts=timeouts)
         except TimeoutError:
             raise SendTimeout(
-                f"{self.provider}: no answer within the {deadline}s deadline; "
+                f"{self.provider}: no answer before the call's deadline; "
                 "the message may have been sent",
                 provider=self.provider,
             ) from None
@@ -319,3 +281,42 @@ class Client:
                 status_code=response.status,
                 outcome=Outcome.UNKNOWN,
             ) from None
+
+
+async def _acquire(slots: anyio.CapacityLimiter, deadline: float | None, provider: str) -> None:
+    if deadline is None:
+        await slots.acquire()
+        return
+    with anyio.move_on_after(deadline - time.monotonic()):
+        await slots.acquire()
+        return
+    raise SendTimeout(
+        f"{provider}: no free send slot (max_in_flight) before the deadline; nothing was sent",
+        provider=provider,
+        outcome=Outcome.NOT_SENT,
+    )
+
+
+async def prepare_image(
+    provider: str, adapter: Adapter, message: Image, deadline: float | None
+) -> Image:
+    """Check an image against the gateway, then read its first bytes (and size).
+
+    The capability checks come first (they need no bytes), so that an image
+    the gateway cannot take is refused before its file is read or its
+    single-use stream consumed; the first bytes then let the adapter tell
+    the type and check limits before any request.
+    """
+    if message.image.url is not None or message.image.head is not None:
+        return message
+    check_message(provider, adapter.capabilities, message)
+    try:
+        with anyio.fail_after(None if deadline is None else deadline - time.monotonic()):
+            media = await prepare_media(message.image)
+    except TimeoutError:
+        raise SendTimeout(
+            f"{provider}: reading the image took longer than the deadline; nothing was sent",
+            provider=provider,
+            outcome=Outcome.NOT_SENT,
+        ) from None
+    return msgspec.structs.replace(message, image=media)

@@ -11,11 +11,15 @@
     │   ├── ConnectError                 outcome=not_sent (safe to retry)
     │   ├── SendTimeout                  outcome=unknown  (may have been delivered)
     │   └── Disconnected                 outcome=unknown  (may have been delivered)
-    └── ProviderError                    remote, the gateway answered with an error
-        ├── AuthenticationError          401/403
-        ├── RateLimited                  429 (+ retry_after)
-        ├── Rejected                     400/404/422 …, outcome=rejected
-        └── ProviderUnavailable          5xx
+    ├── ProviderError                    remote, the gateway answered with an error
+    │   ├── AuthenticationError          401/403
+    │   ├── RateLimited                  429 (+ retry_after)
+    │   ├── Rejected                     400/404/422 …, outcome=rejected
+    │   └── ProviderUnavailable          5xx
+    ├── NoProviderAvailable              a Router's providers are all cooling down
+    └── IdempotencyError                 the send's idempotency key forbids it
+        ├── IdempotencyKeyReused         the key already named another message
+        └── IdempotencyInFlight          a send with this key is still running
 
 Every error has an :class:`Outcome`. Local errors are raised before any I/O, so
 their outcome is always ``not_sent``. ``outcome`` is what makes retries and
@@ -24,6 +28,10 @@ may ever be sent again automatically.
 
 Messages are redacted when the error is built (no secret, no full phone
 number), so ``str(err)``, ``repr(err)`` and log lines are safe to print.
+
+An error raised by a send also carries ``attempts`` (every try, as in
+:attr:`~wamsg.SendResult.attempts`) and the send's ``idempotency_key``: send
+again with that key and a message that may already be out is not sent twice.
 """
 
 from __future__ import annotations
@@ -36,7 +44,11 @@ __all__ = [
     "ConfigError",
     "ConnectError",
     "Disconnected",
+    "IdempotencyError",
+    "IdempotencyInFlight",
+    "IdempotencyKeyReused",
     "InvalidMessage",
+    "NoProviderAvailable",
     "Outcome",
     "ProviderConfigError",
     "ProviderError",
@@ -62,10 +74,20 @@ class Outcome(enum.StrEnum):
 
 
 class WamsgError(Exception):
-    """Root of every error wamsg raises."""
+    """Root of every error wamsg raises.
+
+    Attributes:
+        outcome: whether the message may have gone out.
+        retryable: whether the same send may succeed if tried again.
+        attempts: every try the send made, in order (empty before any I/O).
+        idempotency_key: the send's key; sending again with it cannot
+            produce a second message while the client remembers it.
+    """
 
     outcome: Outcome = Outcome.NOT_SENT
     retryable: bool = False
+    attempts: tuple[Any, ...] = ()
+    idempotency_key: str | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -222,3 +244,39 @@ class ProviderConfigError(Rejected, ConfigError):
 
 class ProviderUnavailable(ProviderError):
     """The gateway failed (5xx); ``outcome`` says whether it may have sent."""
+
+
+class NoProviderAvailable(WamsgError):
+    """Every provider of a :class:`~wamsg.Router` is cooling down after failures.
+
+    Nothing was sent; ``retry_after`` says when the first one may be tried again.
+    """
+
+    outcome = Outcome.NOT_SENT
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class IdempotencyError(WamsgError):
+    """The send's idempotency key does not allow this send; nothing was sent."""
+
+
+class IdempotencyKeyReused(IdempotencyError):
+    """The idempotency key was already used for a different message.
+
+    Keys name one message: reusing one for another message is refused, as
+    Stripe refuses a key reused with other parameters.
+    """
+
+
+class IdempotencyInFlight(IdempotencyError):
+    """Another send with the same idempotency key is still running.
+
+    Raised when the call's deadline ends before that send finishes; send
+    again later with the same key to get its result.
+    """
+
+    retryable = True

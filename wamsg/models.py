@@ -390,6 +390,21 @@ def _parse_mentions(
     return tuple(Recipient.parse(m) for m in mentions)
 
 
+#: Longest idempotency key accepted (Stripe's limit is 255 characters too).
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def check_idempotency_key(key: object) -> None:
+    """Refuse an idempotency key that is not 1-255 printable characters."""
+    if not isinstance(key, str):
+        raise InvalidMessage(f"idempotency_key must be a string, not {type(key).__name__}")
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable() or key != key.strip():
+        raise InvalidMessage(
+            f"idempotency_key must be 1-{MAX_IDEMPOTENCY_KEY} printable characters "
+            "with no surrounding spaces"
+        )
+
+
 def _check_encodable(field: str, value: str) -> None:
     # A lone surrogate (from a bad decode upstream) cannot go out as UTF-8.
     if not value.isascii():
@@ -406,6 +421,10 @@ class _Base(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     """The gateway's id of the message to quote (as returned in ``SendResult.message_id``)."""
     mentions: tuple[Recipient | str, ...] = ()
     """Users to mention (phone numbers or chat ids)."""
+    idempotency_key: str | None = None
+    """Names this send: another send with the same key returns the first
+    one's result instead of sending again. The client generates one when
+    it is None. Keep phone numbers and secrets out of it; it is logged masked."""
 
     def __post_init__(self) -> None:
         force_setattr(self, "to", Recipient.parse(self.to))
@@ -413,6 +432,8 @@ class _Base(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
             force_setattr(self, "mentions", _parse_mentions(self.mentions))
         if self.reply_to is not None and not self.reply_to.strip():
             raise InvalidMessage("reply_to is empty; leave it out when not replying")
+        if self.idempotency_key is not None:
+            check_idempotency_key(self.idempotency_key)
 
     @property
     def recipient(self) -> Recipient:
@@ -485,6 +506,8 @@ class Attempt(msgspec.Struct, frozen=True, kw_only=True):
     """The error's class and redacted message, when the attempt failed."""
     outcome: Outcome | None = None
     """The failed attempt's outcome; None when it succeeded."""
+    waited: float = 0.0
+    """Seconds of backoff waited before this attempt (0 for the first and for failover)."""
 
 
 class SendResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -502,6 +525,10 @@ class SendResult(msgspec.Struct, frozen=True, kw_only=True):
             across id formats.
         attempts: every try, in order.
         raw: the response body, unparsed; :meth:`json` parses it.
+        idempotency_key: the send's key (given or generated): sending again
+            with it returns this result instead of a second message.
+        replayed: True when this result is an earlier send's, returned for
+            its idempotency key with no new request (``raw`` is then empty).
     """
 
     provider: str
@@ -512,6 +539,8 @@ class SendResult(msgspec.Struct, frozen=True, kw_only=True):
     short_id: str | None = None
     attempts: tuple[Attempt, ...] = ()
     raw: bytes = b""
+    idempotency_key: str | None = None
+    replayed: bool = False
 
     def json(self) -> Any:
         """The response body parsed as JSON (None when it was empty)."""

@@ -183,9 +183,10 @@ def decode_send(
         return SendResult(provider=provider, status=Status.UNKNOWN, raw=response.body)
     try:
         m = _DECODER.decode(response.body)
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
-        # Not a JSON object. The gateway said 2xx, so the message may well
-        # have gone out: report it, but never as not_sent.
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError):
+        # Not a JSON object (or invalid UTF-8 inside a string, which msgspec
+        # reports as UnicodeDecodeError). The gateway said 2xx, so the message
+        # may well have gone out: report it, but never as not_sent.
         raise ProviderError(
             f"{provider}: HTTP {response.status} with a body that is not a JSON object",
             provider=provider,

@@ -9,6 +9,7 @@ aiohttp, httpx nor anyio (a test enforces it).
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -38,6 +39,7 @@ __all__ = [
     "ErrorRule",
     "bare_message_id",
     "check_message",
+    "client_message_id",
     "error_from_response",
     "excerpt",
     "find_code_and_message",
@@ -210,6 +212,21 @@ def bare_message_id(reply_to: str) -> str:
     if len(parts) >= 3 and parts[0] in ("true", "false") and "@" in parts[1] and parts[2]:
         return parts[2]
     return ident
+
+
+def client_message_id(key: str) -> str:
+    """The WhatsApp message id a gateway is asked to use for idempotency key ``key``.
+
+    ``"3EB0"`` and the first 16 hex digits of SHA-256 of the key, upper-cased:
+    20 characters, the shape of the ids whatsapp-web.js gives messages sent
+    from the web client. It is deterministic on purpose: a retry of the same
+    send, even from another process that holds the same key, asks for the same
+    id, so a gateway that takes client-chosen ids (WAHA's ``id`` on sendText,
+    providers.md §2.2, §5 note 1) can recognise the repeat. Only the hash goes
+    out: the key itself, which may hold user data, never reaches the wire.
+    """
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16].upper()
+    return f"3EB0{digest}"
 
 
 def nonempty_str(value: Any) -> str | None:

@@ -7,7 +7,10 @@ Wire format (providers.md §2, OpenAPI 2026.7.2 in ``specs/waha-openapi.json``):
 - Auth is the ``X-Api-Key`` header, and only when the server sets
   ``WAHA_API_KEY``; the WAHA session goes in **every body** as ``session``
   (§2.1).
-- Text body ``{session, chatId, text, reply_to?, mentions?}`` (§2.2).
+- Text body ``{session, chatId, text, reply_to?, mentions?, id?}`` (§2.2),
+  ``id`` being the message id derived from the idempotency key
+  (:func:`~wamsg.providers.base.client_message_id`), so that a retried send
+  asks WhatsApp for the same message again.
 - Image body ``{session, chatId, file, caption?, reply_to?, mentions?}`` where
   ``file`` is ``{mimetype, filename?, url}`` or ``{mimetype, filename?, data}``
   with ``data`` plain base64 (§2.3): no multipart, no view-once field.
@@ -42,6 +45,7 @@ from .base import (
     Capabilities,
     ErrorRule,
     check_message,
+    client_message_id,
     error_from_response,
     find_code_and_message,
     image_mimetype,
@@ -65,6 +69,9 @@ class _TextBody(msgspec.Struct, omit_defaults=True):
     # Hidden from the spec (@ApiHideProperty, W4) but accepted; WhatsApp
     # mentions only users whose "@<number>" is also in the text (§2.2).
     mentions: tuple[str, ...] = ()
+    # MessageTextRequest.id, "Pre-generated message id" (§2.2, W4, W7):
+    # client_message_id(idempotency_key), never the key itself.
+    id: str | None = None
 
 
 class _File(msgspec.Struct, omit_defaults=True):
@@ -179,8 +186,8 @@ class WahaAdapter:
         # Not documented by WAHA: WhatsApp's own limit for images.
         max_media_bytes=16 * 1024 * 1024,
         # WAHA 2026 takes an optional pre-generated `id` on sendText (§2.2,
-        # W4, W7; MessageImageRequest has none). Not sent yet: issue 6 will
-        # forward idempotency keys through it.
+        # W4, W7), filled from the idempotency key. MessageImageRequest has
+        # none (§2.3, W7): images go without it.
         client_message_id=True,
     )
 
@@ -228,6 +235,7 @@ class WahaAdapter:
             text=message.text,
             reply_to=message.reply_to,
             mentions=mentions,
+            id=_message_id(message),
         )
         return HttpRequest(
             method="POST",
@@ -245,6 +253,8 @@ class WahaAdapter:
             filename=media.filename or (PurePath(media.path).name if media.path else None),
             url=media.url,
         )
+        # No `id` here: MessageImageRequest has no pre-generated id (§2.3, W7),
+        # so an image's idempotency key never reaches the wire.
         body = _ImageBody(
             session=self.session,
             chatId=chat_id,
@@ -324,6 +334,12 @@ class WahaAdapter:
                 "(a session in SCAN_QR_CODE waits for its QR code to be scanned)"
             )
         return None
+
+
+def _message_id(message: Message) -> str | None:
+    """The sendText ``id`` for ``message``: derived from its idempotency key, if any."""
+    key = message.idempotency_key
+    return client_message_id(key) if key is not None else None
 
 
 def _case(status: int, message: str | None) -> str | None:

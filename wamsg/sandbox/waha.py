@@ -19,6 +19,10 @@ WEBJS engine, as Wawp does (§1.2):
   answers with its AllExceptionsFilter 500 echoing the request (§2.6).
 - The answer is the whatsapp-web.js ``Message`` (§2.5), read back by the
   adapter's shared decoder (``wamsg.providers._waha``).
+- sendText's ``id`` (the pre-generated message id, §2.2) becomes the
+  message's own id, and a message is known by (session, chat, id): sending
+  the same id to the same chat again stores nothing new and answers with the
+  message sent the first time (see :meth:`WahaSandbox._accept`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import binascii
 import hmac
 import json
 import re
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -42,7 +47,7 @@ from ..providers import _waha
 from ..providers.waha import DEFAULT_SESSION, WahaAdapter, _ImageBody, _TextBody
 from ._webjs import webjs_message
 from .base import GatewaySandbox, body_bytes, reason_phrase
-from .outbox import Outbox
+from .outbox import Outbox, StoredMessage
 
 __all__ = ["WahaSandbox"]
 
@@ -207,6 +212,9 @@ class WahaSandbox(GatewaySandbox):
         super().__init__(outbox, seed=seed, clock=clock)
         self.session = session
         self._key = api_key.encode() if api_key is not None else None
+        # Makes "is this id already sent? if not, store it" one step, for
+        # requests handled on several threads at once.
+        self._identity_lock = threading.Lock()
 
     def credentials(self, base_url: str) -> dict[str, Any]:
         """Client settings (as WahaAdapter takes them) for this sandbox at ``base_url``."""
@@ -414,26 +422,64 @@ class WahaSandbox(GatewaySandbox):
         session: str,
         **fields: Any,
     ) -> HttpResponse:
-        # whatsapp-web.js ids sent from the web client: 3EB0 and 18 hex digits
-        # (22 in all). A group send's id has no participant part (WAHA issue
-        # 1464, WEBJS).
-        short = client_id or self.hex_id(18)
-        serialized = f"true_{chat_id}_{short}"
+        """Store the message (unless it was sent already) and answer with it."""
         extra: dict[str, Any] = {"session": session}
         if mentions:
             extra["mentions"] = list(mentions)
-        stored = self.store(
-            kind=kind, chat_id=chat_id, message_id=serialized, extra=extra, **fields
-        )
-        # The whatsapp-web.js Message WEBJS returns as is (§2.5, W2), with the
-        # fields WAHA's answers carry beyond the core Wawp shows.
+        if client_id is None:
+            # whatsapp-web.js ids sent from the web client: 3EB0 and 18 hex
+            # digits (22 in all). A group send's id has no participant part
+            # (WAHA issue 1464, WEBJS).
+            short = self.hex_id(18)
+            stored = self.store(
+                kind=kind,
+                chat_id=chat_id,
+                message_id=f"true_{chat_id}_{short}",
+                extra=extra,
+                **fields,
+            )
+            return self._answer(stored, short, status)
+        # Modelled on an inference [I]: WhatsApp identifies a message by its
+        # key (remoteJid, fromMe, id), and a re-send with an existing key does
+        # not create a second message on the recipient's phone. So a message
+        # here is known by (session, chat, id): the same client id sent again
+        # to the same chat from the same session stores nothing and answers
+        # with the first message (its content, timestamp and serialized id),
+        # whatever the new body says. The lookup and the store happen under
+        # one lock, so two concurrent retries cannot both store.
+        short = client_id
+        serialized = f"true_{chat_id}_{short}"
+        with self._identity_lock:
+            sent = self._already_sent(session, chat_id, serialized)
+            if sent is None:
+                sent = self.store(
+                    kind=kind, chat_id=chat_id, message_id=serialized, extra=extra, **fields
+                )
+        return self._answer(sent, short, status)
+
+    def _already_sent(self, session: str, chat_id: str, serialized: str) -> StoredMessage | None:
+        """The message ``session`` sent to ``chat_id`` as ``serialized``, if still stored.
+
+        Looked up among the stored messages, so bounded by the outbox's size
+        (1000 by default); a message the outbox has dropped, or a cleared
+        outbox, is forgotten here too. Newest first: retries come soon after.
+        """
+        for message in reversed(self.outbox.find(provider=self.provider, chat_id=chat_id)):
+            if message.message_id == serialized and message.extra.get("session") == session:
+                return message
+        return None
+
+    def _answer(self, stored: StoredMessage, short: str, status: int) -> HttpResponse:
+        """The whatsapp-web.js Message WEBJS returns as is (§2.5, W2), with the
+        fields WAHA's answers carry beyond the core Wawp shows."""
+        chat_id = stored.chat_id
         answer = webjs_message(stored, short, _ME)
         answer.update(
             forwardingScore=0,
             isStatus=chat_id == "status@broadcast",
             isStarred=False,
             hasReaction=False,
-            mentionedIds=list(mentions),
+            mentionedIds=list(stored.extra.get("mentions", ())),
             groupMentions=[],
             links=[],
             vCards=[],
