@@ -27,10 +27,12 @@ from wamsg import (
     Image,
     InvalidMessage,
     Media,
+    NO_RETRY,
     MockTransport,
     Outcome,
     ProviderUnavailable,
     RateLimited,
+    RetryPolicy,
     Secret,
     SendResult,
     SendTimeout,
@@ -446,10 +448,29 @@ async def test_timeouts_passed_to_the_transport() -> None:
     ) as client:
         await client.send_text(PHONE, "Hello")
         await client.send_image(PHONE, PNG_URL, timeout=9)
-    assert transport.timeouts == [
-        Timeouts(connect=3, read=4, total=20),
-        Timeouts(connect=3, read=50, total=9),
-    ]
+    # `total` is what is left of the call's deadline when the request goes
+    # out: the deadline covers the limits and retries before it too.
+    text, image = transport.timeouts
+    assert (text.connect, text.read) == (3, 4)
+    assert (image.connect, image.read) == (3, 50)
+    assert text.total is not None
+    assert image.total is not None
+    assert 19 < text.total <= 20
+    assert 8 < image.total <= 9
+
+
+async def test_media_connect_timeout_applies_to_media_only() -> None:
+    transport = PlainTransport()
+    async with Client(
+        "wawp",
+        transport=transport,
+        connect_timeout=3,
+        media_connect_timeout=7,
+        **SETTINGS,
+    ) as client:
+        await client.send_text(PHONE, "Hello")
+        await client.send_image(PHONE, PNG_URL)
+    assert [t.connect for t in transport.timeouts] == [3, 7]
 
 
 async def test_no_deadline_at_all() -> None:
@@ -476,13 +497,25 @@ async def test_timeout_message_shows_no_secret() -> None:
 
 async def test_connect_error_propagates(mock: Factory) -> None:
     transport = mock(raising(ConnectError("connection refused")))
-    async with make_client(transport) as client:
+    async with make_client(transport, retry=NO_RETRY) as client:
         with pytest.raises(ConnectError) as info:
             await client.send_text(PHONE, "Hello")
     assert info.value.outcome is Outcome.NOT_SENT
     assert info.value.retryable is True
     assert info.value.provider == "wawp"
     assert transport.calls == 1
+
+
+async def test_connect_error_is_retried_by_default(mock: Factory) -> None:
+    # Nothing reached the gateway: the default policy tries again, up to
+    # its attempts, and the error lists every try.
+    transport = mock(raising(ConnectError("connection refused")))
+    async with make_client(transport, retry=RetryPolicy(wait=False)) as client:
+        with pytest.raises(ConnectError) as info:
+            await client.send_text(PHONE, "Hello")
+    assert transport.calls == RetryPolicy().attempts == 4
+    assert [a.outcome for a in info.value.attempts] == [Outcome.NOT_SENT] * 4
+    assert info.value.outcome is Outcome.NOT_SENT
 
 
 async def test_transport_error_keeps_its_own_provider(mock: Factory) -> None:
@@ -532,23 +565,25 @@ async def test_wamsg_errors_from_the_handler_pass_through(mock: Factory) -> None
         (504, Outcome.UNKNOWN),
     ],
 )
-async def test_5xx_is_provider_unavailable_and_never_retried(
+async def test_5xx_is_provider_unavailable_and_retried_only_when_not_sent(
     mock: Factory, status: int, outcome: Outcome
 ) -> None:
     transport = mock(answer(status, b'{"message": "upstream down"}'))
-    async with make_client(transport) as client:
+    async with make_client(transport, retry=RetryPolicy(wait=False)) as client:
         with pytest.raises(ProviderUnavailable) as info:
             await client.send_text(PHONE, "Hello")
     assert info.value.status_code == status
     assert info.value.provider == "wawp"
     assert info.value.outcome is outcome
-    assert transport.calls == 1
+    # A 503 certainly did not send: tried again up to the policy's attempts.
+    # The others may have sent: exactly one request, ever.
+    assert transport.calls == (4 if outcome is Outcome.NOT_SENT else 1)
 
 
 async def test_429_is_rate_limited(mock: Factory) -> None:
     body = b'{"code": "rate_limit_exceeded", "message": "Too many requests"}'
     transport = mock(answer(429, body, {"Retry-After": "7"}))
-    async with make_client(transport) as client:
+    async with make_client(transport, retry=NO_RETRY) as client:
         with pytest.raises(RateLimited) as info:
             await client.send_text(PHONE, "Hello")
     error = info.value
@@ -558,6 +593,41 @@ async def test_429_is_rate_limited(mock: Factory) -> None:
     assert error.error_code == "rate_limit_exceeded"
     assert error.status_code == 429
     assert transport.calls == 1
+
+
+async def test_429_is_retried_after_the_gateway_s_retry_after() -> None:
+    body = b'{"code": "rate_limit_exceeded", "message": "Too many requests"}'
+    calls: list[int] = []
+
+    def handler(request: HttpRequest) -> HttpResponse:
+        calls.append(1)
+        if len(calls) == 1:
+            return HttpResponse(status=429, headers={"Retry-After": "7"}, body=body)
+        return ok(request)
+
+    # wait=False: the delay is computed and recorded, not slept.
+    async with make_client(MockTransport(handler), retry=RetryPolicy(wait=False)) as client:
+        result = await client.send_text(PHONE, "Hello")
+    assert result.message_id == MESSAGE_ID
+    assert len(calls) == 2
+    first, second = result.attempts
+    assert first.status_code == 429
+    assert first.outcome is Outcome.NOT_SENT
+    assert second.outcome is None
+    # Retry-After is a floor; the jitter on top is at most 10% + 50 ms.
+    assert 7.0 <= second.waited <= 7.0 * 1.1 + 0.05
+
+
+async def test_429_longer_than_the_deadline_is_not_waited_for(mock: Factory) -> None:
+    body = b'{"code": "rate_limit_exceeded", "message": "Too many requests"}'
+    transport = mock(answer(429, body, {"Retry-After": "7"}))
+    async with make_client(transport, timeout=2) as client:
+        with anyio.fail_after(1):  # it must not sleep 7 s first
+            with pytest.raises(RateLimited) as info:
+                await client.send_text(PHONE, "Hello")
+    assert transport.calls == 1
+    assert info.value.outcome is Outcome.NOT_SENT
+    assert info.value.retry_after == 7.0
 
 
 async def test_401_is_authentication_error_without_the_token(mock: Factory) -> None:
@@ -688,7 +758,8 @@ async def test_logs_hold_no_token_and_no_full_number(
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="wamsg")
     transport = mock(respond)
-    async with make_client(transport) as client:
+    # Short real backoffs: the retry log lines are checked too.
+    async with make_client(transport, retry=RetryPolicy(base=0.01)) as client:
         with contextlib.suppress(wamsg.WamsgError):
             await client.send_text(PHONE, "Hello")
     _assert_logs_are_clean(caplog)

@@ -38,6 +38,23 @@ def test_sandbox_example_runs() -> None:
     assert "StoredMessage(" in done.stdout
 
 
+def test_delivery_example_fails_over_and_replays() -> None:
+    block = next(b for b in python_blocks() if "wamsg.Router(" in b and "asyncio.run(" in b)
+    done = subprocess.run(
+        [sys.executable, "-c", block],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "[('gowa', <Outcome.NOT_SENT: 'not_sent'>), ('wuts', None)]",
+        "True True",
+        "1 message in the outbox",
+    ]
+
+
 def test_commands_in_readme() -> None:
     text = README.read_text()
     assert "python -m pip install -e . && wamsg demo" in text

@@ -186,18 +186,23 @@ def test_parse_fault_errors_say_what_is_wrong(text: str, says: str) -> None:
 Connect = Callable[[Sandbox, str], AbstractAsyncContextManager[wamsg.Client]]
 
 
+# Each request here is one attempt (retry=NO_RETRY): these tests are about
+# what the sandbox answers, not what the client does with it
+# (tests/test_reliability.py covers that).
 @asynccontextmanager
 async def _over_http(box: Sandbox, provider: str, timeout: float) -> AsyncIterator[wamsg.Client]:
     async with (
         running_sandbox(sandbox=box),
-        wamsg.Client(provider, timeout=timeout, **box.credentials(provider)) as client,
+        wamsg.Client(
+            provider, timeout=timeout, retry=wamsg.NO_RETRY, **box.credentials(provider)
+        ) as client,
     ):
         yield client
 
 
 @asynccontextmanager
 async def _in_memory(box: Sandbox, provider: str, timeout: float) -> AsyncIterator[wamsg.Client]:
-    async with sandbox_client(provider, box, timeout=timeout) as client:
+    async with sandbox_client(provider, box, timeout=timeout, retry=wamsg.NO_RETRY) as client:
         yield client
 
 

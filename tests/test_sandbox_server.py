@@ -108,7 +108,7 @@ async def test_faults_api_adds_lists_counts_and_removes(served: Served) -> None:
     async with http.post(f"{base_url}/_sandbox/faults", json={"kind": "auth"}) as r:
         ids += (await r.json())["ids"]
     assert ids == [1, 2, 3]
-    async with wamsg.Client("wawp", **box.credentials("wawp")) as client:
+    async with wamsg.Client("wawp", retry=wamsg.NO_RETRY, **box.credentials("wawp")) as client:
         with pytest.raises(wamsg.RateLimited):
             await client.send_text("+5511999990000", "hi")
     async with http.get(f"{base_url}/_sandbox/faults") as r:
