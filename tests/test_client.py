@@ -19,6 +19,7 @@ import pytest
 
 import wamsg
 from wamsg import (
+    NO_RETRY,
     Client,
     ConfigError,
     ConnectError,
@@ -27,7 +28,6 @@ from wamsg import (
     Image,
     InvalidMessage,
     Media,
-    NO_RETRY,
     MockTransport,
     Outcome,
     ProviderUnavailable,

@@ -532,8 +532,13 @@ class Sender(abc.ABC):
             why = self._stop_reason(error, policy, attempts, message)
             if why is not None:
                 raise self._final(error, attempts, progress, key, why)
-            if failed is not None and error.outcome is Outcome.UNKNOWN:
-                following: Target | None = failed  # opted in: the same gateway, never another
+            if failed is not None and (error.outcome is Outcome.UNKNOWN or progress.unknown):
+                # Opted in: the same gateway, never another. That holds for the
+                # rest of the call once any attempt was unknown, even when a
+                # later one says not_sent (a 503 after a dropped answer):
+                # another provider knows nothing of the message already out,
+                # and would deliver it a second time.
+                following: Target | None = failed
             else:
                 if failed is not None:
                     tried.append(failed)

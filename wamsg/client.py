@@ -214,7 +214,15 @@ class Client(Sender):
             await _acquire(slots, deadline, self.provider)
         try:
             if self._rate_limiter is not None:
-                await self._rate_limiter.acquire(message.recipient.value, deadline=deadline)
+                try:
+                    await self._rate_limiter.acquire(message.recipient.value, deadline=deadline)
+                except TransportError as exc:
+                    # A limiter does not know which gateway it paces (a shared
+                    # one may pace several): name it here, as the slot wait
+                    # and every other error of this client do.
+                    if not exc.provider:
+                        exc.provider = self.provider
+                    raise
             request = self.adapter.encode(message)
             remaining = None
             if deadline is not None:
