@@ -625,6 +625,20 @@ FOUND = [
     pytest.param(b'{"message_id": "\x80", "success": true}', id="bad-utf8-message-id"),
     # Nested past the recursion limit inside an object: RecursionError.
     pytest.param(b'{"results": ' + b"[" * 5000 + b"]" * 5000 + b"}", id="deep-member"),
+    # ... also where the rest of the body reads as a success, and where the
+    # deep member is one the decoders skip unread (msgspec still walks it).
+    pytest.param(
+        b'{"success": true, "code": "SUCCESS", "message_id": "A", "results": {"status": '
+        + b'{"a":' * 5000
+        + b"1"
+        + b"}" * 5000
+        + b"}}",
+        id="deep-member-of-success",
+    ),
+    pytest.param(
+        b'{"success": true, "message_id": "A", "metadata": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        id="deep-unread-member",
+    ),
     # A time that its offset pushes out of datetime's range: OverflowError.
     pytest.param(
         b'{"success": true, "message_id": "A", "timestamp": "0001-01-01T00:00:00+01:00"}',

@@ -23,10 +23,12 @@ from ..models import SendResult, Status
 from .base import (
     HTTP_STATUS_RULES,
     ErrorRule,
+    decode_json,
     error_from_response,
     excerpt,
     loads,
     nonempty_str,
+    unreadable_answer,
 )
 
 __all__ = ["ACK_STATUS", "USER_SERVER", "decode_send"]
@@ -181,19 +183,12 @@ def decode_send(
         # Wawp: "If upstream returns an empty 2xx body, treat as success"
         # (providers.md §1.7): accepted, id unknown.
         return SendResult(provider=provider, status=Status.UNKNOWN, raw=response.body)
-    try:
-        m = _DECODER.decode(response.body)
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError):
-        # Not a JSON object (or invalid UTF-8 inside a string, which msgspec
-        # reports as UnicodeDecodeError). The gateway said 2xx, so the message
-        # may well have gone out: report it, but never as not_sent.
-        raise ProviderError(
-            f"{provider}: HTTP {response.status} with a body that is not a JSON object",
-            provider=provider,
-            status_code=response.status,
-            outcome=Outcome.UNKNOWN,
-            body_excerpt=excerpt(response, secrets),
-        ) from None
+    m = decode_json(_DECODER, response.body)
+    if m is None:
+        # Not a JSON object (a proxy's page, invalid UTF-8, nested past the
+        # recursion limit). The gateway said 2xx, so the message may well
+        # have gone out: report it, but never as not_sent.
+        raise unreadable_answer(provider, response, secrets)
     serialized, short, chat = _ids(m)
     if serialized is None:
         declared = _declared_error_status(m)

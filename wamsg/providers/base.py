@@ -13,7 +13,7 @@ import hashlib
 import re
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol, TypeAlias, runtime_checkable
+from typing import Any, Protocol, TypeAlias, TypeVar, runtime_checkable
 
 import msgspec
 
@@ -40,6 +40,7 @@ __all__ = [
     "bare_message_id",
     "check_message",
     "client_message_id",
+    "decode_json",
     "error_from_response",
     "excerpt",
     "find_code_and_message",
@@ -47,7 +48,10 @@ __all__ = [
     "loads",
     "nonempty_str",
     "parse_retry_after",
+    "unreadable_answer",
 ]
+
+_T = TypeVar("_T")
 
 
 class Capabilities(msgspec.Struct, frozen=True, kw_only=True):
@@ -350,14 +354,42 @@ def find_code_and_message(parsed: Any, text: str) -> tuple[str | None, str | Non
     return None, stripped or None
 
 
+#: What msgspec raises for a body it cannot read. ``DecodeError`` covers
+#: malformed JSON and (as its subclass ``ValidationError``) a document of
+#: the wrong shape; invalid UTF-8 inside a string can surface as a bare
+#: ``UnicodeDecodeError``; and a document nested deeper than the
+#: interpreter's recursion limit raises ``RecursionError`` ("maximum recursion
+#: depth exceeded while deserializing an object"), even when the deep member
+#: is one a Struct decoder skips unread: msgspec still walks it. Gateways
+#: answer whatever their proxies and engines produce (providers.md §1.8,
+#: §4.4), so none of these may escape a decoder.
+_UNREADABLE: tuple[type[Exception], ...] = (
+    msgspec.DecodeError,
+    UnicodeDecodeError,
+    RecursionError,
+)
+
+_ANY_JSON: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
+
+
+def decode_json(decoder: msgspec.json.Decoder[_T], body: bytes) -> _T | None:
+    """``body`` decoded by ``decoder``, or None when it cannot be read.
+
+    The one place adapters turn a body into JSON: malformed, mistyped,
+    invalid UTF-8 and too deeply nested bodies all come back as None, for
+    the caller to report as the typed error its gateway's answer calls for.
+    """
+    try:
+        return decoder.decode(body)
+    except _UNREADABLE:
+        return None
+
+
 def loads(body: bytes) -> Any:
-    """Parse JSON leniently: None for an empty or non-JSON body."""
+    """Parse JSON leniently: None for an empty or unreadable body."""
     if not body:
         return None
-    try:
-        return msgspec.json.decode(body)
-    except (msgspec.DecodeError, RecursionError):
-        return None
+    return decode_json(_ANY_JSON, body)
 
 
 def _bounded_text(response: HttpResponse, secrets: list[Secret]) -> str:
@@ -371,6 +403,24 @@ def _bounded_text(response: HttpResponse, secrets: list[Secret]) -> str:
 def excerpt(response: HttpResponse, secrets: Iterable[Secret] = ()) -> str:
     """A short, redacted excerpt of a response body, for error reports."""
     return _bounded_text(response, list(secrets))[:_EXCERPT_CHARS]
+
+
+def unreadable_answer(
+    provider: str, response: HttpResponse, secrets: Iterable[Secret] = ()
+) -> ProviderError:
+    """The error for a 2xx whose body is not the JSON object the gateway documents.
+
+    The gateway said it took the request, so the message may well have gone
+    out (providers.md §5, note 1): the outcome is ``unknown``, never
+    ``not_sent``, and the send is not retried blindly.
+    """
+    return ProviderError(
+        f"{provider}: HTTP {response.status} with a body that is not a JSON object",
+        provider=provider,
+        status_code=response.status,
+        outcome=Outcome.UNKNOWN,
+        body_excerpt=excerpt(response, secrets),
+    )
 
 
 def error_from_response(

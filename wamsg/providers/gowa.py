@@ -52,6 +52,7 @@ from .base import (
     ErrorRule,
     bare_message_id,
     check_message,
+    decode_json,
     error_from_response,
     image_mimetype,
     nonempty_str,
@@ -382,16 +383,15 @@ class GowaAdapter:
     def decode(self, response: HttpResponse) -> SendResult:
         """Read gowa's answer (no I/O)."""
         accepted = 200 <= response.status < 300
-        envelope: _Envelope | None = None
-        if accepted:
-            try:
-                envelope = _DECODER.decode(response.body)
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                envelope = None
+        # Unreadable (not JSON, invalid UTF-8, nested past the recursion
+        # limit) is None, and is no "SUCCESS" either.
+        envelope = decode_json(_DECODER, response.body) if accepted else None
         if envelope is None or envelope.code != "SUCCESS":
             # An error status, or a 2xx without "SUCCESS": the latter is a
             # failure the gateway may have acted on, and with no rule for its
-            # status error_from_response makes it a ProviderError, outcome unknown.
+            # status error_from_response makes it a ProviderError, outcome
+            # unknown (a code in it maps through _ACCEPTED_CODE_RULES, which
+            # never says not_sent after a 2xx).
             raise self._error(response, _ACCEPTED_CODE_RULES if accepted else _CODE_RULES)
         results = envelope.results if isinstance(envelope.results, dict) else {}
         message_id = nonempty_str(results.get("message_id"))

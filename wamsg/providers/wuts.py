@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from .._mediatype import guess_from_name
-from .._redact import Secret, redact
+from .._redact import Secret
 from ..errors import (
     AuthenticationError,
     ConfigError,
@@ -45,9 +45,11 @@ from .base import (
     ErrorRule,
     bare_message_id,
     check_message,
+    decode_json,
     error_from_response,
     image_mimetype,
     nonempty_str,
+    unreadable_answer,
 )
 from .bodies import json_with_base64
 from .config import base_url_setting, header_token_setting
@@ -260,19 +262,12 @@ class WutsAdapter:
         secrets = (self._token,)
         if not 200 <= response.status < 300:
             raise self._error(response, None)
-        try:
-            answer = _DECODER.decode(response.body)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            # Not a JSON object (empty, or a proxy's page). The gateway said
-            # 2xx, so the message may well have gone out: never not_sent.
-            raise ProviderError(
-                f"{self.name}: HTTP {response.status} with a body that is not a JSON object",
-                provider=self.name,
-                status_code=response.status,
-                outcome=Outcome.UNKNOWN,
-                # Redacted whole, then cut, so no part of a secret is left.
-                body_excerpt=redact(response.body.decode("utf-8", "replace"), secrets)[:300],
-            ) from None
+        answer = decode_json(_DECODER, response.body)
+        if answer is None:
+            # Not a JSON object (empty, a proxy's page, invalid UTF-8, nested
+            # past the recursion limit). The gateway said 2xx, so the message
+            # may well have gone out: never not_sent.
+            raise unreadable_answer(self.name, response, secrets)
         if answer.success is not True and (
             answer.success is False
             or answer.error not in (None, "", False)
@@ -357,8 +352,12 @@ def _timestamp(value: Any) -> datetime | None:
         return None
     try:
         when = datetime.fromisoformat(value)
-    except ValueError:
+        if when.tzinfo is None:
+            return when.replace(tzinfo=UTC)
+        # An offset can carry a time at the ends of the calendar past them
+        # ("0001-01-01T00:00:00+01:00" is in year 0 in UTC): OverflowError.
+        # WUTS documents only "Z" times (§4.4), so such a value is noise from
+        # whatever answered, not a time worth reporting.
+        return when.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    if when.tzinfo is None:
-        return when.replace(tzinfo=UTC)
-    return when.astimezone(UTC)
