@@ -91,6 +91,9 @@ def _forms(value: str) -> set[str]:
             quote(value, safe=""),
             quote(value, safe="/"),
             quote_plus(value),
+            # yarl (aiohttp's URL type) leaves these unescaped in a query
+            # string: "tok:a+=" goes out as "tok:a%2B%3D".
+            quote_plus(value, safe="?/:@!$'()*,"),
             value.replace("/", "\\/"),
         }
     return {f for f in forms if f}

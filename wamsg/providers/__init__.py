@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +26,10 @@ _BUILTINS: dict[str, str] = {
     "wuts": "wamsg.providers.wuts:WutsAdapter",
 }
 _registered: dict[str, AdapterFactory] = {}
+
+#: What a provider name looks like (short, as registered names are); any
+#: other value is not echoed in errors: it may be a token passed by mistake.
+_NAME_SHAPE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,15}")
 
 
 def register(name: str, factory: AdapterFactory) -> None:
@@ -46,8 +51,9 @@ def get_adapter(name: str) -> AdapterFactory:
         return _registered[key]
     target = _BUILTINS.get(key)
     if target is None:
+        shown = repr(name) if _NAME_SHAPE.fullmatch(name.strip()) else "(not shown)"
         raise ConfigError(
-            f"unknown provider {name!r}; installed providers: {', '.join(available())}"
+            f"unknown provider {shown}; installed providers: {', '.join(available())}"
         )
     module_name, _, attr = target.partition(":")
     factory: AdapterFactory = getattr(importlib.import_module(module_name), attr)

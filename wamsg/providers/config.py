@@ -27,7 +27,10 @@ def base_url_setting(provider: str, value: object) -> str:
         )
     if parts.query or parts.fragment:
         raise ConfigError(f"{provider}: base_url must not have a query or fragment")
-    if parts.username or parts.password:
+    # An unencoded "/" in a password ("http://user:pa/ss@host") ends the
+    # authority early, so urlsplit finds no credentials: any "@" before the
+    # query is refused too (a base URL has no use for one).
+    if parts.username or parts.password or "@" in url.split("?", 1)[0]:
         raise ConfigError(f"{provider}: base_url must not hold credentials; pass them as settings")
     return url
 
