@@ -217,11 +217,64 @@ def test_unknown_outcome_exits_3(sandbox: Running) -> None:
     assert any(m.get("text") == "dropped" for m in sandbox.messages())  # the gateway has it
 
 
-def test_rate_limit_exits_1_and_says_when_to_retry(sandbox: Running) -> None:
+def _texts(sandbox: Running, provider: str) -> list[object]:
+    return [m.get("text") for m in sandbox.messages() if m["provider"] == provider]
+
+
+def test_rate_limit_with_one_attempt_exits_1_and_says_when_to_retry(sandbox: Running) -> None:
     sandbox.add_fault({"kind": "rate_limit", "provider": "waha", "retry_after": 9})
-    done = run("send-text", "+5511999990000", "hi", env=sandbox.env("waha"))
-    assert done.returncode == 1
+    before = len(_texts(sandbox, "waha"))
+    started = time.monotonic()
+    done = run("send-text", "+5511999990000", "once", "--attempts", "1", env=sandbox.env("waha"))
+    assert done.returncode == 1, done.stderr
     assert "retry after 9s" in _one_clear_line(done)
+    assert time.monotonic() - started < 9  # not waited for
+    assert len(_texts(sandbox, "waha")) == before
+
+
+def test_no_retry_is_one_attempt(sandbox: Running) -> None:
+    sandbox.add_fault({"kind": "rate_limit", "provider": "waha", "retry_after": 9})
+    done = run("send-text", "+5511999990000", "once", "--no-retry", env=sandbox.env("waha"))
+    assert done.returncode == 1, done.stderr
+    assert "retry after 9s" in _one_clear_line(done)
+
+
+def test_rate_limit_is_waited_for_by_default_and_sent_once(sandbox: Running) -> None:
+    sandbox.add_fault({"kind": "rate_limit", "provider": "waha", "retry_after": 1})
+    before = _texts(sandbox, "waha")
+    started = time.monotonic()
+    done = run("send-text", "+5511999990000", "after a wait", env=sandbox.env("waha"))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert time.monotonic() - started >= 1.0  # the gateway's Retry-After was honoured
+    assert _texts(sandbox, "waha") == [*before, "after a wait"]  # exactly one more
+
+
+def test_rate_limit_longer_than_the_timeout_is_not_waited_for(sandbox: Running) -> None:
+    sandbox.add_fault({"kind": "rate_limit", "provider": "waha", "retry_after": 9})
+    before = len(_texts(sandbox, "waha"))
+    started = time.monotonic()
+    done = run("send-text", "+5511999990000", "late", "--timeout", "3", env=sandbox.env("waha"))
+    assert done.returncode == 1, done.stderr
+    assert "retry after 9s" in _one_clear_line(done)
+    assert time.monotonic() - started < 9
+    assert len(_texts(sandbox, "waha")) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("--attempts", "0"), "attempts must be a whole number 1-100"),
+        (("--attempts", "x"), "attempts must be a whole number 1-100"),
+        (("--attempts", "2", "--no-retry"), "not allowed with argument"),
+    ],
+)
+def test_bad_retry_options_are_usage_errors(args: tuple[str, ...], says: str) -> None:
+    done = run("send-text", "+5511999990000", "hi", "--provider", "wuts", *args)
+    assert done.returncode == 2
+    assert says in done.stderr
+    assert "usage:" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 @pytest.mark.parametrize(
@@ -322,7 +375,12 @@ def test_python_m_wamsg_sandbox_with_faults_stops_cleanly_on_ctrl_c() -> None:
     try:
         assert "fault: wawp:rate_limit:times=3,retry_after=2" in running.banner
         env = running.env("wawp")
-        assert run("send-text", "+5511999990000", "hi", env=env).returncode == 1
+        # One attempt meets the first of the three 429s. (By default the
+        # client would wait them out, about 6 s, and send on the fourth try.)
+        done = run("send-text", "+5511999990000", "hi", "--attempts", "1", env=env)
+        assert done.returncode == 1
+        assert "retry after 2s" in _one_clear_line(done)
+        assert running.messages() == []
     finally:
         code, out, err = stop(running)
     assert code == 0, err
