@@ -227,6 +227,11 @@ def _http_date(timestamp: float) -> str:
         (_http_date(NOW + 90), 90.0),
         (_http_date(NOW - 90), 0.0),
         (_http_date(NOW), 0.0),
+        # More than a day reads as a day: too long for any retry policy to
+        # wait, so the send gives up instead of retrying at once.
+        ("86401", 86400.0),
+        ("999999999", 86400.0),
+        (_http_date(NOW + 3 * 86400), 86400.0),
     ],
 )
 def test_parse_retry_after(value: str, expected: float) -> None:

@@ -300,9 +300,10 @@ class Sender(abc.ABC):
             if self._forwards_keys:
                 message = msgspec.structs.replace(message, idempotency_key=key)
         store = self.dedupe
-        # Only a key the caller chose can be reused by mistake: a generated
-        # one needs no fingerprint, and no claim (no one else knows it yet).
-        digest = fingerprint(message) if given and store is not None else ""
+        # A generated key needs no claim (no one else knows it yet), but it
+        # is fingerprinted too: it is handed back in the result, and a caller
+        # may send it again, with this message or, by mistake, another one.
+        digest = fingerprint(message) if store is not None else ""
 
         message, targets = await self._prepare(message, deadline)
 
@@ -455,7 +456,10 @@ class Sender(abc.ABC):
         progress: Progress,
     ) -> SendResult:
         attempts: list[Attempt] = []
+        # Who failed this round (a round tries each provider once, with no
+        # wait), and who failed in a way a retry cannot mend (for the call).
         tried: list[Target] = []
+        excluded: list[Target] = []
         hooks = self.hooks
         waited = 0.0
         retries = 0
@@ -529,7 +533,42 @@ class Sender(abc.ABC):
                     return result
 
             # The attempt failed (or none could start): may it go again, and where?
-            why = self._stop_reason(error, policy, attempts, message)
+            limit = self._limit_reason(policy, attempts, message)
+            following: Target | None = None
+            if failed is not None and error.outcome is Outcome.NOT_SENT and not progress.unknown:
+                # Nothing went out, so the next provider may take it at once,
+                # even when this one must not be asked again in this call
+                # (not retryable: gowa's WA_REACHOUT_TIMELOCK restricts this
+                # number for hours, a local limit's turn comes too late, the
+                # device is offline), which then sits out the later rounds.
+                tried.append(failed)
+                if not error.retryable:
+                    excluded.append(failed)
+                following = self._pick(targets, tried)
+                if following is not None and limit is None:
+                    if hooks is not None:
+                        await hooks.fire(
+                            hooks.on_failover,
+                            _event(
+                                "failover",
+                                failed,
+                                attempts,
+                                message,
+                                key,
+                                error=error,
+                                next_provider=following.provider,
+                            ),
+                        )
+                    logger.warning(
+                        "wamsg: %s failed (%s, outcome %s); failing over to %s",
+                        failed.provider,
+                        type(error).__name__,
+                        error.outcome,
+                        following.provider,
+                    )
+                    target, waited = following, 0.0
+                    continue
+            why = limit if policy.should_retry(error) else "not retryable"
             if why is not None:
                 raise self._final(error, attempts, progress, key, why)
             if failed is not None and (error.outcome is Outcome.UNKNOWN or progress.unknown):
@@ -538,35 +577,7 @@ class Sender(abc.ABC):
                 # later one says not_sent (a 503 after a dropped answer):
                 # another provider knows nothing of the message already out,
                 # and would deliver it a second time.
-                following: Target | None = failed
-            else:
-                if failed is not None:
-                    tried.append(failed)
-                following = self._pick(targets, tried)
-            if following is not None and failed is not None and following is not failed:
-                # Fail over at once: the next provider has not failed this call.
-                if hooks is not None:
-                    await hooks.fire(
-                        hooks.on_failover,
-                        _event(
-                            "failover",
-                            failed,
-                            attempts,
-                            message,
-                            key,
-                            error=error,
-                            next_provider=following.provider,
-                        ),
-                    )
-                logger.warning(
-                    "wamsg: %s failed (%s, outcome %s); failing over to %s",
-                    failed.provider,
-                    type(error).__name__,
-                    error.outcome,
-                    following.provider,
-                )
-                target, waited = following, 0.0
-                continue
+                following = failed
             # Back off, then start a new round over every provider.
             if retries >= policy.attempts - 1:
                 raise self._final(
@@ -600,15 +611,12 @@ class Sender(abc.ABC):
             if policy.wait and delay > 0:
                 await anyio.sleep(delay)
             waited = delay
-            tried.clear()
+            tried[:] = excluded
             target = following if following is not None else self._pick(targets, tried)
 
     @staticmethod
-    def _stop_reason(
-        error: WamsgError, policy: RetryPolicy, attempts: list[Attempt], message: Message
-    ) -> str | None:
-        if not policy.should_retry(error):
-            return "not retryable"
+    def _limit_reason(policy: RetryPolicy, attempts: list[Attempt], message: Message) -> str | None:
+        """Why no further attempt may be made, whatever the error; None if one may."""
         if len(attempts) >= policy.attempts:
             return f"{len(attempts)} of {policy.attempts} attempts made"
         if attempts and not _replayable(message):

@@ -3,7 +3,9 @@
 A hook is a plain or async function taking one :class:`DeliveryEvent`. It
 runs inline, so keep it quick. A hook that raises is logged (on the
 ``wamsg`` logger) and otherwise ignored: observing a send never changes it.
-Events hold no secret and no full phone number (the recipient is masked).
+Events hold no secret and the recipient only masked; the idempotency key is
+there as given (log lines mask phone-like digits in it), so that a hook can
+correlate attempts by it: keep numbers out of your keys.
 """
 
 from __future__ import annotations

@@ -495,7 +495,10 @@ Message: TypeAlias = Text | Image
 # --------------------------------------------------------------------------
 
 
-class Attempt(msgspec.Struct, frozen=True, kw_only=True):
+# gc=False: results and attempts hold only immutable values (no cycles), and
+# the dedupe store keeps up to 100,000 of them; left tracked, every GC pass
+# walks them all (benchmarks/README.md, P1).
+class Attempt(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One try at sending, kept in :attr:`SendResult.attempts`."""
 
     provider: str
@@ -510,7 +513,7 @@ class Attempt(msgspec.Struct, frozen=True, kw_only=True):
     """Seconds of backoff waited before this attempt (0 for the first and for failover)."""
 
 
-class SendResult(msgspec.Struct, frozen=True, kw_only=True):
+class SendResult(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """What the gateway said about an accepted message.
 
     Attributes:

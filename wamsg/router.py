@@ -32,6 +32,7 @@ from .errors import (
     InvalidMessage,
     Outcome,
     ProviderConfigError,
+    SendTimeout,
     UnsupportedFeature,
     WamsgError,
 )
@@ -44,6 +45,10 @@ from .retry import RetryPolicy
 __all__ = ["Router"]
 
 logger = logging.getLogger("wamsg")
+
+
+#: Seconds between looks at a provider that another send is probing.
+_PROBE_POLL = 1.0
 
 
 class _Health:
@@ -212,15 +217,29 @@ class Router(Sender):
                 continue
             # Cooldown over: one send probes it; the others keep skipping it
             # until that probe ends (or is itself older than a cooldown).
-            if now - health.probe_started >= max(self.cooldown, 1.0):
+            if now - health.probe_started >= self._probe_window:
                 health.probe_started = now
                 return target
         return None
 
     def _wait_for_target(self) -> float:
         now = self._clock()
-        waits = [h.until - now for h in self._health.values() if h.until > now]
+        waits = []
+        for health in self._health.values():
+            if health.until > now:
+                waits.append(health.until - now)
+            elif health.until:
+                # Cooldown over, and one send is probing it: the others look
+                # again within a second (a probe's answer usually comes
+                # sooner) instead of spending their attempts at once on "no
+                # provider"; never later than when another probe may start.
+                waits.append(min(_PROBE_POLL, health.probe_started + self._probe_window - now))
         return max(0.0, min(waits)) if waits else 0.0
+
+    @property
+    def _probe_window(self) -> float:
+        """Seconds a probe owns a provider after its cooldown, before another may start."""
+        return max(self.cooldown, 1.0)
 
     def _attempt_ended(self, target: Target, error: WamsgError | None) -> None:
         health = self._health[id(target)]
@@ -248,10 +267,16 @@ def _counts_against(error: WamsgError) -> bool:
     """Whether a failure says the provider is unwell (not that the message is bad).
 
     Credentials or settings the gateway refuses count: that provider cannot
-    send anything. A message it refuses, or one refused before any I/O, does not.
+    send anything. A message it refuses, one refused before any I/O, or a
+    wait for our own limits, does not.
     """
     if isinstance(error, AuthenticationError | ProviderConfigError):
         return True
     if isinstance(error, InvalidMessage | UnsupportedFeature | ConfigError):
+        return False
+    if isinstance(error, SendTimeout) and error.outcome is Outcome.NOT_SENT:
+        # Our own limits (a rate-limit turn or an in-flight slot past the
+        # deadline, a deadline gone before the request): the gateway was
+        # never asked, so it has not failed.
         return False
     return error.outcome is not Outcome.REJECTED

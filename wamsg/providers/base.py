@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import math
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -277,7 +278,9 @@ _FALLBACK_5XX: ErrorRule = (ProviderUnavailable, Outcome.UNKNOWN, False)
 _FALLBACK_OTHER: ErrorRule = (ProviderError, Outcome.UNKNOWN, False)
 
 _EXCERPT_CHARS = 300
-# A Retry-After beyond a day is not a hint anyone should sleep on.
+# A Retry-After beyond a day is read as a day: still "far too long to
+# wait" for any retry policy (which then gives up at once), never as no
+# hint at all (which would retry within a second a gateway that said not to).
 _MAX_RETRY_AFTER = 86400.0
 # Bounded, so that a body of unclosed "<" cannot make the regex quadratic.
 _TAG = re.compile(r"<[^<>]{0,200}>")
@@ -303,14 +306,16 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     except ValueError:
         pass
     else:
-        return seconds if 0 <= seconds < _MAX_RETRY_AFTER else None
+        if not (math.isfinite(seconds) and seconds >= 0):
+            return None
+        return min(seconds, _MAX_RETRY_AFTER)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
     current = time.time() if now is None else now
     delay = max(0.0, when.timestamp() - current)
-    return delay if delay < _MAX_RETRY_AFTER else None
+    return min(delay, _MAX_RETRY_AFTER)
 
 
 def _text_of(body: bytes) -> str:
