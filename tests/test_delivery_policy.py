@@ -8,12 +8,14 @@ gateways do on the wire is proven over loopback HTTP in test_reliability.py.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import anyio
 import pytest
 
 import wamsg
-from wamsg import HttpRequest, HttpResponse, MockTransport, Outcome, RetryPolicy, Text
+from wamsg import HttpRequest, HttpResponse, MockTransport, Outcome, RetryPolicy, Text, _delivery
 from wamsg.testing import Sandbox, sandbox_client
 
 pytestmark = pytest.mark.anyio
@@ -159,3 +161,30 @@ async def test_a_retry_after_of_days_gives_up_at_once() -> None:
             await client.send_text(PHONE, "hello", timeout=None)
     assert calls == 1
     assert caught.value.retry_after == 86400.0  # read as a day: too long to wait
+
+
+def test_generated_keys_are_unique_and_differ_in_a_forked_child() -> None:
+    keys = {_delivery._new_key() for _ in range(10_000)}
+    assert len(keys) == 10_000
+    # Forked in a fresh, single-threaded interpreter (forking this test
+    # process, which runs threads, is unsafe): a pre-forking server's
+    # workers must not generate each other's keys.
+    script = (
+        "import os, sys\n"
+        "from wamsg import _delivery\n"
+        "parent = _delivery._new_key()\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    print('child', _delivery._new_key(), flush=True)\n"
+        "    os._exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+        "print('parent', parent, _delivery._new_key(), flush=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    lines = dict(line.split(" ", 1) for line in done.stdout.splitlines())
+    child = lines["child"]
+    first, second = lines["parent"].split()
+    assert first.split("-")[0] == second.split("-")[0]
+    assert child.split("-")[0] != first.split("-")[0]
