@@ -131,6 +131,15 @@ class Outbox:
             self._bytes = 0
             self.epoch += 1
 
+    def holds(self, seq: int) -> bool:
+        """Whether the message with sequence number ``seq`` is still kept.
+
+        Messages leave only from the oldest end (or all at once on clear),
+        so a sequence number between the oldest and the newest kept is kept.
+        """
+        with self._lock:
+            return bool(self._items) and self._items[0].seq <= seq <= self._items[-1].seq
+
     def get(self, seq: int) -> StoredMessage | None:
         """The message with sequence number ``seq``, if still kept."""
         with self._lock:

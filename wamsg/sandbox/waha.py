@@ -215,6 +215,9 @@ class WahaSandbox(GatewaySandbox):
         # Makes "is this id already sent? if not, store it" one step, for
         # requests handled on several threads at once.
         self._identity_lock = threading.Lock()
+        # (session, chat, serialized id) -> the message stored under it; an
+        # entry counts only while the outbox still holds its message.
+        self._sent: dict[tuple[str, str, str], StoredMessage] = {}
 
     def credentials(self, base_url: str) -> dict[str, Any]:
         """Client settings (as WahaAdapter takes them) for this sandbox at ``base_url``."""
@@ -455,19 +458,29 @@ class WahaSandbox(GatewaySandbox):
                 sent = self.store(
                     kind=kind, chat_id=chat_id, message_id=serialized, extra=extra, **fields
                 )
+                self._remember(session, chat_id, serialized, sent)
         return self._answer(sent, short, status)
 
     def _already_sent(self, session: str, chat_id: str, serialized: str) -> StoredMessage | None:
         """The message ``session`` sent to ``chat_id`` as ``serialized``, if still stored.
 
-        Looked up among the stored messages, so bounded by the outbox's size
-        (1000 by default); a message the outbox has dropped, or a cleared
-        outbox, is forgotten here too. Newest first: retries come soon after.
+        Bounded by the outbox: a message the outbox has dropped, or a cleared
+        outbox, is forgotten here too. One dict lookup a send (a scan of the
+        outbox made the 5,000-send proof quadratic).
         """
-        for message in reversed(self.outbox.find(provider=self.provider, chat_id=chat_id)):
-            if message.message_id == serialized and message.extra.get("session") == session:
-                return message
+        sent = self._sent.get((session, chat_id, serialized))
+        if sent is not None and self.outbox.holds(sent.seq):
+            return sent
         return None
+
+    def _remember(self, session: str, chat_id: str, serialized: str, sent: StoredMessage) -> None:
+        """Index a message stored under a client id (called under the identity lock)."""
+        index = self._sent
+        index[(session, chat_id, serialized)] = sent
+        if len(index) > 2 * max(len(self.outbox), 1000):
+            # Drop what the outbox no longer holds, so the index stays bounded.
+            for key in [k for k, m in index.items() if not self.outbox.holds(m.seq)]:
+                del index[key]
 
     def _answer(self, stored: StoredMessage, short: str, status: int) -> HttpResponse:
         """The whatsapp-web.js Message WEBJS returns as is (§2.5, W2), with the
