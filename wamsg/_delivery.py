@@ -27,7 +27,8 @@ import math
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, Protocol
+from types import TracebackType
+from typing import Any, NoReturn, Protocol, Self
 
 import anyio
 import msgspec
@@ -153,8 +154,49 @@ class Sender(abc.ABC):
 
     # -- what Client and Router provide --------------------------------------
 
+    _closed: bool = False
+
     @abc.abstractmethod
-    def _check_open(self) -> None: ...
+    async def _close(self) -> None:
+        """Release what the sender owns (a client's transport, a router's clients)."""
+
+    # -- lifecycle, the same for both ------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        self._check_open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __enter__(self) -> NoReturn:
+        name = type(self).__name__
+        raise ConfigError(
+            f"wamsg.{name} is async: use `async with wamsg.{name}(...) as {name.lower()}:`"
+        )
+
+    def __exit__(self, *args: object) -> None:  # noqa: B027  # pragma: no cover - __enter__ raises
+        pass
+
+    async def aclose(self) -> None:
+        """Close what this sender owns. Sending afterwards raises ConfigError."""
+        if not self._closed:
+            self._closed = True
+            await self._close()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`aclose` has run."""
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ConfigError(f"this wamsg.{type(self).__name__} is closed; create a new one")
 
     @abc.abstractmethod
     async def _prepare(

@@ -13,8 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Any, NoReturn
+from typing import Any
 
 import anyio
 import msgspec
@@ -161,40 +160,9 @@ class Client(Sender):
         state = " closed" if self._closed else ""
         return f"<wamsg.Client {self.adapter!r}{state}>"
 
-    # -- lifecycle ---------------------------------------------------------
-
-    async def __aenter__(self) -> Client:
-        self._check_open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    def __enter__(self) -> NoReturn:
-        raise ConfigError("wamsg.Client is async: use `async with wamsg.Client(...) as client:`")
-
-    def __exit__(self, *args: object) -> None:  # pragma: no cover - __enter__ always raises
-        pass
-
-    async def aclose(self) -> None:
-        """Close the transport. Sending afterwards raises ConfigError."""
-        if not self._closed:
-            self._closed = True
-            await self.transport.aclose()
-
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`aclose` has run."""
-        return self._closed
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ConfigError("this wamsg.Client is closed; create a new one")
+    async def _close(self) -> None:
+        """Close the transport (see :meth:`aclose`)."""
+        await self.transport.aclose()
 
     # -- one attempt -------------------------------------------------------
 

@@ -21,8 +21,6 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from types import TracebackType
-from typing import NoReturn
 
 from ._delivery import Sender, Target
 from .client import Client, prepare_image
@@ -143,41 +141,10 @@ class Router(Sender):
             if self._health[id(c)].until > now
         }
 
-    # -- lifecycle ---------------------------------------------------------
-
-    async def __aenter__(self) -> Router:
-        self._check_open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    def __enter__(self) -> NoReturn:
-        raise ConfigError("wamsg.Router is async: use `async with wamsg.Router(...) as router:`")
-
-    def __exit__(self, *args: object) -> None:  # pragma: no cover - __enter__ always raises
-        pass
-
-    async def aclose(self) -> None:
-        """Close every client. Sending afterwards raises ConfigError."""
-        if not self._closed:
-            self._closed = True
-            for client in self.clients:
-                await client.aclose()
-
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`aclose` has run."""
-        return self._closed
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ConfigError("this wamsg.Router is closed; create a new one")
+    async def _close(self) -> None:
+        """Close every client (see :meth:`aclose`)."""
+        for client in self.clients:
+            await client.aclose()
 
     # -- the delivery loop's questions ---------------------------------------
 
