@@ -188,3 +188,54 @@ def test_generated_keys_are_unique_and_differ_in_a_forked_child() -> None:
     first, second = lines["parent"].split()
     assert first.split("-")[0] == second.split("-")[0]
     assert child.split("-")[0] != first.split("-")[0]
+
+
+async def test_a_round_ending_in_a_not_retryable_failure_still_retries_the_others() -> None:
+    # [wuts 503 (retryable), gowa timelock (not)]: the round ends on gowa's
+    # error, but wuts may be asked again after a backoff.
+    box = Sandbox(seed=1)
+    box.add_fault(wamsg.sandbox.Fault(kind="server_error", provider="wuts", times=1))
+    calls: list[str] = []
+    router = wamsg.Router(
+        [sandbox_client("wuts", box), gowa_timelock(calls)], retry=RetryPolicy(wait=False)
+    )
+    async with router:
+        result = await router.send_text(PHONE, "hello")
+    assert [(a.provider, a.outcome) for a in result.attempts] == [
+        ("wuts", Outcome.NOT_SENT),
+        ("gowa", Outcome.NOT_SENT),
+        ("wuts", None),
+    ]
+    assert calls == ["gowa"]
+    assert len(box.outbox) == 1
+
+
+async def test_a_local_limit_timeout_during_a_probe_does_not_end_the_cooldown(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    box = Sandbox(seed=1)
+    now = [0.0]
+    # gowa: one send's burst, then its next turn is 100 s away.
+    gowa = sandbox_client("gowa", box, limits=wamsg.Limits(rate=0.01, burst=1))
+    router = wamsg.Router(
+        [gowa, sandbox_client("wuts", box)],
+        failures=1,
+        cooldown=10,
+        retry=RetryPolicy(wait=False),
+        clock=lambda: now[0],
+    )
+    box.add_fault(wamsg.sandbox.Fault(kind="server_error", provider="gowa", times=1))
+    async with router:
+        first = await router.send_text(PHONE, "gowa 503, then wuts", timeout=5)
+        assert set(router.cooling_down()) == {"0:gowa"}
+        now[0] = 11.0  # cooldown over: this send probes gowa, whose turn is far off
+        caplog.set_level("INFO", logger="wamsg")
+        second = await router.send_text(PHONE, "probe times out locally", timeout=5)
+    assert [a.provider for a in first.attempts] == ["gowa", "wuts"]
+    assert [(a.provider, a.outcome) for a in second.attempts] == [
+        ("gowa", Outcome.NOT_SENT),
+        ("wuts", None),
+    ]
+    # gowa was never asked: it is not "back in rotation".
+    assert "back in rotation" not in caplog.text
+    assert [m.provider for m in box.outbox] == ["wuts", "wuts"]

@@ -211,7 +211,7 @@ class Sender(abc.ABC):
                 return target
         return None
 
-    def _wait_for_target(self) -> float:
+    def _wait_for_target(self, targets: Sequence[Target], excluded: Sequence[Target]) -> float:
         """Seconds until some target may be tried again (a router's cooldowns)."""
         return 0.0
 
@@ -516,7 +516,7 @@ class Sender(abc.ABC):
                 # Nothing to try right now: every provider is cooling down.
                 error: WamsgError = NoProviderAvailable(
                     "every provider is cooling down after failures; nothing was sent",
-                    retry_after=self._wait_for_target(),
+                    retry_after=self._wait_for_target(targets, excluded),
                 )
                 failed: Target | None = None
             else:
@@ -615,7 +615,12 @@ class Sender(abc.ABC):
                     )
                     target, waited = following, 0.0
                     continue
-            why = limit if policy.should_retry(error) else "not retryable"
+            retry = policy.should_retry(error)
+            if not retry and failed is not None and error.outcome is Outcome.NOT_SENT:
+                # This provider may not be asked again, but another one of
+                # the round may ([A 503, B timelock] retries A after a backoff).
+                retry = not progress.unknown and any(t not in excluded for t in targets)
+            why = limit if retry else "not retryable"
             if why is not None:
                 raise self._final(error, attempts, progress, key, why)
             if failed is not None and (error.outcome is Outcome.UNKNOWN or progress.unknown):
@@ -633,7 +638,7 @@ class Sender(abc.ABC):
             retries += 1
             delay = policy.delay(retries, error)
             if following is None:
-                delay = max(delay, self._wait_for_target())
+                delay = max(delay, self._wait_for_target(targets, excluded))
             now = time.monotonic()
             if math.isinf(delay):
                 why = "the gateway asked to wait longer than the policy's max_retry_after"

@@ -189,18 +189,23 @@ class Router(Sender):
                 return target
         return None
 
-    def _wait_for_target(self) -> float:
+    def _wait_for_target(self, targets: Sequence[Target], excluded: Sequence[Target]) -> float:
         now = self._clock()
         waits = []
-        for health in self._health.values():
+        for target in targets:
+            if target in excluded:
+                continue  # sits out this call: its cooldown is no reason to wait
+            health = self._health[id(target)]
             if health.until > now:
                 waits.append(health.until - now)
-            elif health.until:
+            elif health.until and now - health.probe_started < self._probe_window:
                 # Cooldown over, and one send is probing it: the others look
                 # again within a second (a probe's answer usually comes
                 # sooner) instead of spending their attempts at once on "no
                 # provider"; never later than when another probe may start.
                 waits.append(min(_PROBE_POLL, health.probe_started + self._probe_window - now))
+            else:
+                return 0.0  # free now
         return max(0.0, min(waits)) if waits else 0.0
 
     @property
@@ -210,6 +215,12 @@ class Router(Sender):
 
     def _attempt_ended(self, target: Target, error: WamsgError | None) -> None:
         health = self._health[id(target)]
+        if error is not None and _neutral(error):
+            # The gateway was not asked: no news of its health. A probe that
+            # ended so leaves the probe to the next send.
+            if health.until:
+                health.probe_started = -math.inf
+            return
         if error is None or not _counts_against(error):
             if health.until:
                 logger.info("wamsg: %s answered again; it is back in rotation", target.provider)
@@ -230,20 +241,27 @@ class Router(Sender):
             )
 
 
+def _neutral(error: WamsgError) -> bool:
+    """Whether a failure happened before the gateway was asked (says nothing of it).
+
+    A message refused before any I/O, or a wait for our own limits (a
+    rate-limit turn or an in-flight slot past the deadline, a deadline gone
+    before the request).
+    """
+    if isinstance(error, ProviderConfigError):
+        return False  # the gateway's own answer about our settings
+    if isinstance(error, InvalidMessage | UnsupportedFeature | ConfigError):
+        return True
+    return isinstance(error, SendTimeout) and error.outcome is Outcome.NOT_SENT
+
+
 def _counts_against(error: WamsgError) -> bool:
     """Whether a failure says the provider is unwell (not that the message is bad).
 
     Credentials or settings the gateway refuses count: that provider cannot
-    send anything. A message it refuses, one refused before any I/O, or a
-    wait for our own limits, does not.
+    send anything. A message it refuses does not (it answered). Failures
+    before the gateway was asked are :func:`_neutral`, never seen here.
     """
     if isinstance(error, AuthenticationError | ProviderConfigError):
         return True
-    if isinstance(error, InvalidMessage | UnsupportedFeature | ConfigError):
-        return False
-    if isinstance(error, SendTimeout) and error.outcome is Outcome.NOT_SENT:
-        # Our own limits (a rate-limit turn or an in-flight slot past the
-        # deadline, a deadline gone before the request): the gateway was
-        # never asked, so it has not failed.
-        return False
     return error.outcome is not Outcome.REJECTED
