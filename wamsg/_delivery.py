@@ -322,12 +322,17 @@ class Sender(abc.ABC):
             raise ConfigError(
                 f"message must be a wamsg Text or Image, not {type(message).__name__}"
             )
-        seconds = self.timeout if timeout is None else timeout
-        if seconds is not None and not valid_seconds(seconds):
-            raise ConfigError("timeout must be a positive, finite number of seconds")
-        policy = self.retry if retry is None else retry
-        if not isinstance(policy, RetryPolicy):
-            raise ConfigError(f"retry must be a wamsg.RetryPolicy, not {type(policy).__name__}")
+        # The sender's own timeout and policy were checked when it was built.
+        seconds = self.timeout
+        if timeout is not None:
+            if not valid_seconds(timeout):
+                raise ConfigError("timeout must be a positive, finite number of seconds")
+            seconds = timeout
+        policy = self.retry
+        if retry is not None:
+            if not isinstance(retry, RetryPolicy):
+                raise ConfigError(f"retry must be a wamsg.RetryPolicy, not {type(retry).__name__}")
+            policy = retry
         if retry_unknown is not None and retry_unknown != policy.retry_unknown:
             policy = msgspec.structs.replace(policy, retry_unknown=bool(retry_unknown))
         started = time.monotonic()
