@@ -132,10 +132,15 @@ class Sender(abc.ABC):
     _forwards_keys: bool = False
     """Some target's gateway takes a client message id: give every message a key."""
 
-    @staticmethod
-    def _options(
-        *, timeout: float | None, retry: RetryPolicy | None, dedupe: DedupeStore | bool
-    ) -> tuple[RetryPolicy, DedupeStore | None]:
+    def _configure(
+        self,
+        *,
+        timeout: float | None,
+        retry: RetryPolicy | None,
+        dedupe: DedupeStore | bool,
+        hooks: Hooks | None,
+    ) -> None:
+        """Check and set the options every sender has, before any I/O."""
         if timeout is not None and not valid_seconds(timeout):
             raise ConfigError("timeout must be a positive, finite number of seconds or None")
         if retry is None:
@@ -150,7 +155,12 @@ class Sender(abc.ABC):
             store = dedupe
         else:
             raise ConfigError("dedupe must be True, False or a wamsg.DedupeStore")
-        return retry, store
+        if hooks is not None and not isinstance(hooks, Hooks):
+            raise ConfigError(f"hooks must be a wamsg.Hooks, not {type(hooks).__name__}")
+        self.timeout = timeout
+        self.retry = retry
+        self.dedupe = store
+        self.hooks = hooks
 
     # -- what Client and Router provide --------------------------------------
 

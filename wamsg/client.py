@@ -115,17 +115,13 @@ class Client(Sender):
         ):
             if value is not None and not valid_seconds(value):
                 raise ConfigError(f"{name} must be a positive, finite number of seconds or None")
-        self.retry, self.dedupe = self._options(timeout=timeout, retry=retry, dedupe=dedupe)
+        self._configure(timeout=timeout, retry=retry, dedupe=dedupe, hooks=hooks)
         if limits is not None and not isinstance(limits, Limits):
             raise ConfigError(f"limits must be a wamsg.Limits, not {type(limits).__name__}")
         if rate_limiter is not None and not isinstance(rate_limiter, RateLimiter):
             raise ConfigError("rate_limiter must have an async acquire(recipient, deadline=)")
-        if hooks is not None and not isinstance(hooks, Hooks):
-            raise ConfigError(f"hooks must be a wamsg.Hooks, not {type(hooks).__name__}")
         self._provider = self.adapter.name
-        self.timeout = timeout
         self.limits = limits
-        self.hooks = hooks
         self._rate_limiter = rate_limiter
         if rate_limiter is None and limits is not None and limits.paces:
             self._rate_limiter = LocalRateLimiter(limits)

@@ -110,12 +110,8 @@ class Router(Sender):
             raise ConfigError("failures must be a whole number >= 1")
         if not (math.isfinite(cooldown) and cooldown >= 0):
             raise ConfigError("cooldown must be a finite number of seconds >= 0")
-        if hooks is not None and not isinstance(hooks, Hooks):
-            raise ConfigError(f"hooks must be a wamsg.Hooks, not {type(hooks).__name__}")
-        self.retry, self.dedupe = self._options(timeout=timeout, retry=retry, dedupe=dedupe)
+        self._configure(timeout=timeout, retry=retry, dedupe=dedupe, hooks=hooks)
         self.clients = clients
-        self.timeout = timeout
-        self.hooks = hooks
         self.failures = failures
         self.cooldown = cooldown
         self._clock = clock
