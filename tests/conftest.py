@@ -9,6 +9,10 @@ from aiohttp import web
 
 from wamsg.sandbox import Sandbox, running_sandbox
 
+# The example third-party provider package has its own test suite, run by
+# tests/test_example_provider.py as its users would run it (a separate pytest).
+collect_ignore = ["example_provider"]
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Serve = Callable[..., Awaitable[str]]
 

@@ -11,11 +11,12 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-TINY_PNG = Path(__file__).parent / "data" / "media" / "tiny.png"
+from wamsg.testing import MEDIA as KIT_MEDIA
+
+TINY_PNG = KIT_MEDIA / "tiny.png"
 PROVIDERS = ["gowa", "waha", "wawp", "wuts"]
 TOKEN_LIKE = "tok-S3CRET-4242"
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from golden import MEDIA, parse_form, render_body
+from golden import DATA, MEDIA, parse_form, render_body
 
 import wamsg
 from wamsg import (
@@ -797,7 +797,7 @@ async def test_send_text_through_the_client_reports_device_config() -> None:
 
 def test_golden_success_body_round_trips() -> None:
     golden = json.loads(
-        (MEDIA.parent / "gowa" / "ok_send_message.response.json").read_text(encoding="utf-8")
+        (DATA / "gowa" / "ok_send_message.response.json").read_text(encoding="utf-8")
     )
     result = make_adapter().decode(
         HttpResponse(status=200, body=msgspec.json.encode(golden["body"]))

@@ -24,6 +24,7 @@ import pytest
 
 import wamsg
 from wamsg.sandbox import Fault, Sandbox, running_sandbox
+from wamsg.testing import MEDIA as KIT_MEDIA
 
 _IN_CI = bool(os.environ.get("CI"))
 
@@ -42,7 +43,7 @@ CHROMIUM = os.environ.get("WAMSG_CHROMIUM") or shutil.which("chromium") or "/usr
 CHROMEDRIVER = (
     os.environ.get("WAMSG_CHROMEDRIVER") or shutil.which("chromedriver") or "/usr/bin/chromedriver"
 )
-MEDIA = Path(__file__).parent / "data" / "media"
+MEDIA = KIT_MEDIA
 UPLOAD_PROVIDERS = ("gowa", "waha", "wuts")
 PHONE = "+5511999990000"
 OTHER_PHONE = "+5511988887777"

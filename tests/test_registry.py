@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 
 import msgspec
 import pytest
+from distinfo import dist_info
 
 import wamsg
 from wamsg import (
@@ -26,6 +30,7 @@ from wamsg.providers.wawp import WawpAdapter
 
 pytestmark = pytest.mark.anyio
 
+GROUP = registry.ENTRY_POINT_GROUP
 WAWP_SETTINGS: dict[str, Any] = {"instance_id": "ABCDEF123456", "access_token": "tok-123"}
 
 
@@ -213,3 +218,81 @@ def test_registry_is_restored_between_tests() -> None:
     # The autouse fixture undoes the registrations of the tests above.
     assert "custom_gateway" not in wamsg.available()
     assert "flexible" not in wamsg.available()
+
+
+# --------------------------------------------------------------------------
+# Entry points (group wamsg.providers)
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_discovery() -> Iterator[None]:
+    registry.reload_providers()
+    yield
+    registry.reload_providers()
+
+
+def test_builtins_are_registered_through_entry_points() -> None:
+    found = {
+        e.name: e.value
+        for e in importlib.metadata.entry_points(group=registry.ENTRY_POINT_GROUP)
+        if e.dist is not None and e.dist.name == "wamsg"
+    }
+    # The fallback table for a never-installed source tree says the same.
+    assert found == registry._BUILTINS
+
+
+@pytest.mark.usefixtures("fresh_discovery")
+def test_a_plugin_package_is_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "plugin_gw.py").write_text(
+        "from test_registry import EchoAdapter\n\n"
+        "class Plugin(EchoAdapter):\n    name = 'plugin_gw'\n"
+    )
+    dist_info(tmp_path, "wamsg-plugin-gw", "1.2.3", {GROUP: {"plugin_gw": "plugin_gw:Plugin"}})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry.reload_providers()
+    assert "plugin_gw" in wamsg.available()
+    adapter = wamsg.create_adapter("plugin_gw", endpoint="https://gw.example/send")
+    assert type(adapter).__name__ == "Plugin"
+
+
+@pytest.mark.usefixtures("fresh_discovery")
+def test_a_broken_plugin_names_its_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dist_info(tmp_path, "wamsg-broken", "0.1", {GROUP: {"broken": "no_such_module_xyz:Adapter"}})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry.reload_providers()
+    assert "broken" in wamsg.available()
+    with pytest.raises(ConfigError, match=r"'broken'.*wamsg-broken 0.1.*ModuleNotFoundError"):
+        registry.get_adapter("broken")
+    # The other providers are not affected.
+    assert registry.get_adapter("wawp") is WawpAdapter
+
+
+@pytest.mark.usefixtures("fresh_discovery")
+def test_two_packages_claiming_one_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dist_info(tmp_path / "a", "wamsg-one", "1", {GROUP: {"twin": "one:Adapter"}})
+    dist_info(tmp_path / "b", "wamsg-two", "2", {GROUP: {"twin": "two:Adapter"}})
+    monkeypatch.syspath_prepend(str(tmp_path / "a"))
+    monkeypatch.syspath_prepend(str(tmp_path / "b"))
+    registry.reload_providers()
+    with pytest.raises(ConfigError, match=r"more than one package.*wamsg-one 1.*wamsg-two 2"):
+        registry.get_adapter("twin")
+    wamsg.register("twin", EchoAdapter)  # an explicit choice settles it
+    assert registry.get_adapter("twin") is EchoAdapter
+
+
+@pytest.mark.usefixtures("fresh_discovery")
+def test_register_wins_over_an_entry_point() -> None:
+    wamsg.register("wawp", EchoAdapter)
+    assert registry.get_adapter("wawp") is EchoAdapter
+
+
+@pytest.mark.usefixtures("fresh_discovery")
+def test_names_that_cannot_be_asked_for_are_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dist_info(tmp_path, "wamsg-odd", "1", {GROUP: {"has-dash": "x:Y", "1bad": "x:Y"}})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry.reload_providers()
+    assert "has-dash" not in wamsg.available()
+    assert "1bad" not in wamsg.available()

@@ -14,7 +14,6 @@ import base64
 import io
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -27,10 +26,11 @@ from wamsg.providers.gowa import GowaAdapter
 from wamsg.sandbox import Sandbox, running_sandbox
 from wamsg.sandbox.gowa import GowaSandbox
 from wamsg.sandbox.outbox import Outbox
+from wamsg.testing import MEDIA as KIT_MEDIA
 
 pytestmark = pytest.mark.anyio
 
-MEDIA = Path(__file__).parent / "data" / "media"
+MEDIA = KIT_MEDIA
 JPEG = (MEDIA / "tiny.jpg").read_bytes()
 PNG = (MEDIA / "tiny.png").read_bytes()
 GIF = (MEDIA / "tiny.gif").read_bytes()

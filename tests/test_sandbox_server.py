@@ -6,7 +6,6 @@ import hashlib
 import io
 import threading
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import msgspec
@@ -17,10 +16,11 @@ from wamsg.http import HttpRequest
 from wamsg.sandbox import Sandbox, StoredMessage, running_sandbox
 from wamsg.sandbox.outbox import Outbox
 from wamsg.sandbox.server import MAX_REQUEST_BYTES
+from wamsg.testing import MEDIA as KIT_MEDIA
 
 pytestmark = pytest.mark.anyio
 
-TINY_PNG = Path(__file__).parent / "data" / "media" / "tiny.png"
+TINY_PNG = KIT_MEDIA / "tiny.png"
 
 
 @pytest.fixture

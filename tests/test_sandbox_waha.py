@@ -15,7 +15,6 @@ import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,10 +27,11 @@ from wamsg.providers.base import client_message_id
 from wamsg.providers.waha import WahaAdapter
 from wamsg.sandbox import Fault, Outbox, Sandbox, running_sandbox
 from wamsg.sandbox.waha import WahaSandbox
+from wamsg.testing import MEDIA as KIT_MEDIA
 
 pytestmark = pytest.mark.anyio
 
-MEDIA = Path(__file__).resolve().parent / "data" / "media"
+MEDIA = KIT_MEDIA
 JPEG = (MEDIA / "tiny.jpg").read_bytes()
 PNG = (MEDIA / "tiny.png").read_bytes()
 GIF = (MEDIA / "tiny.gif").read_bytes()

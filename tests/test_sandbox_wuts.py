@@ -23,10 +23,11 @@ from wamsg.providers.wuts import WutsAdapter
 from wamsg.sandbox import Sandbox
 from wamsg.sandbox.outbox import Outbox
 from wamsg.sandbox.wuts import WutsSandbox
+from wamsg.testing import MEDIA as KIT_MEDIA
 
 pytestmark = pytest.mark.anyio
 
-MEDIA = Path(__file__).parent / "data" / "media"
+MEDIA = KIT_MEDIA
 JPEG = (MEDIA / "tiny.jpg").read_bytes()
 PNG = (MEDIA / "tiny.png").read_bytes()
 GIF = (MEDIA / "tiny.gif").read_bytes()

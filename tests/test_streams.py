@@ -14,6 +14,7 @@ import wamsg
 from wamsg import ComposedBody, InvalidMessage, Media, MediaChunks
 from wamsg._streams import CHUNK_SIZE, iter_body, prepare_media
 from wamsg.providers.bodies import FilePart, json_with_base64, multipart
+from wamsg.testing import MEDIA as KIT_MEDIA
 
 pytestmark = pytest.mark.anyio
 
@@ -150,7 +151,7 @@ async def test_missing_file_is_invalid_before_sending(tmp_path: Path) -> None:
 async def test_multipart_roundtrip_through_the_stdlib_parser() -> None:
     from golden import parse_form
 
-    fixture = Path(__file__).parent / "data" / "media" / "tiny.png"
+    fixture = KIT_MEDIA / "tiny.png"
     media = await prepare_media(Media(path=str(fixture)))
     body, content_type = multipart(
         [

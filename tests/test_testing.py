@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 import wamsg
 import wamsg.testing
 from wamsg.sandbox import Sandbox
+from wamsg.testing import MEDIA as KIT_MEDIA
 from wamsg.testing import SANDBOX_URL, sandbox_client, sandbox_transport
 
-pytest_plugins = ["wamsg.testing.pytest_plugin"]
+# The fixtures come from the pytest11 entry point of the installed wamsg.
 pytestmark = pytest.mark.anyio
 
 PROVIDERS = ["gowa", "waha", "wawp", "wuts"]
-TINY_JPG = Path(__file__).parent / "data" / "media" / "tiny.jpg"
+TINY_JPG = KIT_MEDIA / "tiny.jpg"
 
 
 @pytest.fixture(params=["asyncio", "trio"])

@@ -20,7 +20,12 @@ network:
       async with wamsg.testing.sandbox_client("waha", box) as client:
           await client.send_text("+5511999990000", "hi")
 
-Pytest fixtures built on these live in :mod:`wamsg.testing.pytest_plugin`.
+Pytest fixtures built on these live in :mod:`wamsg.testing.pytest_plugin`
+(loaded by pytest through wamsg's ``pytest11`` entry point). For adapter
+authors, :mod:`wamsg.testing.contract` is the contract suite every adapter
+passes, :mod:`wamsg.testing.goldens` the golden-file format it reads, and
+:data:`MEDIA` a folder of tiny valid images (``tiny.jpg``, ``tiny.png``,
+``tiny.gif``, ``tiny.webp``).
 """
 
 from __future__ import annotations
@@ -40,8 +45,17 @@ from ..errors import ConfigError, Disconnected
 from ..http import HttpRequest, HttpResponse, StreamBody
 from ..sandbox import Fault, Sandbox, running_sandbox
 from ..transports.mock import MockTransport
+from .goldens import MEDIA
 
-__all__ = ["SANDBOX_URL", "Fault", "Sandbox", "sandbox", "sandbox_client", "sandbox_transport"]
+__all__ = [
+    "MEDIA",
+    "SANDBOX_URL",
+    "Fault",
+    "Sandbox",
+    "sandbox",
+    "sandbox_client",
+    "sandbox_transport",
+]
 
 #: The base URL a socket-free sandbox answers on (``.invalid`` never resolves).
 SANDBOX_URL = "http://sandbox.invalid"

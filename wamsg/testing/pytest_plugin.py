@@ -1,25 +1,31 @@
-"""Pytest fixtures for testing code that sends through wamsg.
+"""Pytest fixtures for testing code that sends through wamsg, and adapters.
 
-Enable them in a ``conftest.py`` with
-``pytest_plugins = ["wamsg.testing.pytest_plugin"]``. Async fixtures run
-under the anyio pytest plugin (``@pytest.mark.anyio``).
+The plugin is registered through the ``pytest11`` entry point, so pytest
+loads it wherever wamsg is installed (``-p no:wamsg`` turns it off). Async
+fixtures run under the anyio pytest plugin (``@pytest.mark.anyio``).
 
 * ``wamsg_sandbox``: a fresh, unserved :class:`~wamsg.sandbox.Sandbox`
   (seed 0), for :func:`wamsg.testing.sandbox_client`: no sockets, any backend.
 * ``wamsg_sandbox_server``: the same sandbox served on 127.0.0.1 for the
   test (asyncio only); ``wamsg_sandbox_server.credentials(provider)`` gives
   the client settings.
+* ``wamsg_mock_transport``: makes :class:`~wamsg.MockTransport` objects,
+  ``wamsg_mock_transport(handler)``, closed at the end of the test.
+
+The adapter contract suite itself is a class to subclass:
+:class:`wamsg.testing.contract.AdapterContract`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
 from ..sandbox import Sandbox, running_sandbox
+from ..transports.mock import Handler, MockTransport
 
-__all__ = ["wamsg_sandbox", "wamsg_sandbox_server"]
+__all__ = ["wamsg_mock_transport", "wamsg_sandbox", "wamsg_sandbox_server"]
 
 
 @pytest.fixture
@@ -33,3 +39,22 @@ async def wamsg_sandbox_server(wamsg_sandbox: Sandbox) -> AsyncIterator[Sandbox]
     """``wamsg_sandbox`` served on 127.0.0.1 for the duration of the test."""
     async with running_sandbox(sandbox=wamsg_sandbox) as (box, _):
         yield box
+
+
+@pytest.fixture
+def wamsg_mock_transport() -> Iterator[Callable[[Handler], MockTransport]]:
+    """``wamsg_mock_transport(handler)``: a MockTransport answering with ``handler``.
+
+    Every transport made is marked closed when the test ends, so a client
+    that outlives its test fails loudly instead of sending.
+    """
+    made: list[MockTransport] = []
+
+    def make(handler: Handler) -> MockTransport:
+        transport = MockTransport(handler)
+        made.append(transport)
+        return transport
+
+    yield make
+    for transport in made:
+        transport.closed = True

@@ -1,12 +1,17 @@
 """Hostile answers every adapter must survive: one list for all providers.
 
 Collected from each gateway's quirks (Wawp/WAHA engine shapes, gowa and WUTS
-envelopes, HTML/XML pages, bad UTF-8); every body is tried on every adapter
-and status by tests/test_adapter_goldens.py.
+envelopes, HTML/XML pages, bad UTF-8); the contract kit
+(:mod:`wamsg.testing.contract`) tries every body with every status on every
+adapter, a third party's too. Add a body here when a gateway is seen sending
+one that broke an adapter.
 """
 
 from __future__ import annotations
 
+__all__ = ["HOSTILE_BODIES", "HOSTILE_STATUSES"]
+
+#: Bodies no adapter may answer with anything but a result or a ProviderError.
 HOSTILE_BODIES: list[bytes] = [
     b"",
     b" \r\n\t",
@@ -80,7 +85,8 @@ HOSTILE_BODIES: list[bytes] = [
     b'{"message_id": 5, "chat_jid": [], "timestamp": {}, "status": {}}',
     b'{"timestamp": "9999-99-99T99:99:99Z", "message_id": "A"}',
 ]
-HOSTILE_STATUSES = [
+#: Statuses each body is tried with: odd ones (0, 999) included.
+HOSTILE_STATUSES: list[int] = [
     0,
     200,
     201,

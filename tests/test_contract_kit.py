@@ -1,0 +1,279 @@
+"""The contract kit can fail: each check catches an adapter that breaks its rule.
+
+The example Acme adapter (tests/example_provider) passes the kit; each test
+here breaks one rule in a subclass of it and expects the matching check to
+fail with a message saying what is wrong.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from wamsg import (
+    Capabilities,
+    HttpRequest,
+    HttpResponse,
+    Message,
+    Outcome,
+    ProviderUnavailable,
+    SendResult,
+    Text,
+)
+from wamsg.providers.base import HTTP_STATUS_RULES, error_from_response
+from wamsg.testing import contract
+from wamsg.testing.contract import AdapterCase, Expect
+
+EXAMPLE = Path(__file__).resolve().parent / "example_provider"
+GOLDENS = EXAMPLE / "tests" / "data" / "acme"
+TOKEN = "acme-sample-token-1"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def acme_on_path() -> Iterator[None]:
+    sys.path.insert(0, str(EXAMPLE / "src"))
+    yield
+    sys.path.remove(str(EXAMPLE / "src"))
+
+
+def acme() -> Any:
+    from wamsg_acme.adapter import AcmeAdapter
+
+    return AcmeAdapter
+
+
+def case(factory: Any, **options: Any) -> AdapterCase:
+    return AdapterCase(
+        provider="acme", goldens=GOLDENS, settings={"token": TOKEN}, factory=factory, **options
+    )
+
+
+def fails(check: Any, *args: Any, match: str) -> None:
+    with pytest.raises(AssertionError, match=match):
+        check(*args)
+
+
+def test_the_example_passes_every_check() -> None:
+    good = case(acme())
+    contract.check_identity(good)
+    for path in good.request_goldens():
+        contract.check_request_golden(good, path)
+    for path in good.response_goldens():
+        contract.check_response_golden(good, path)
+    for feature in contract.FEATURES:
+        contract.check_capability(good, feature)
+    for status in contract.STATUS_CONTRACT:
+        contract.check_status(good, status)
+    contract.check_garbage(good)
+    contract.check_secrets(good)
+    contract.check_no_io_imports(good)
+
+
+def test_a_wrong_name() -> None:
+    class Renamed(acme()):  # type: ignore[misc]
+        name = "acme2"
+
+    fails(contract.check_identity, case(Renamed), match="adapter.name is 'acme2'")
+
+
+def test_a_request_that_differs_from_the_golden() -> None:
+    class WrongPath(acme()):  # type: ignore[misc]
+        def encode(self, message: Message) -> HttpRequest:
+            request = super().encode(message)
+            return HttpRequest(
+                method="POST",
+                url=request.url.replace("/v1/", "/v2/"),
+                headers=request.headers,
+                body=request.body,
+                kind=request.kind,
+            )
+
+    good = case(WrongPath)
+    fails(contract.check_request_golden, good, good.request_goldens()[0], match="expected")
+
+
+def test_encoding_that_is_not_deterministic() -> None:
+    class Jittery(acme()):  # type: ignore[misc]
+        def encode(self, message: Message) -> HttpRequest:
+            request = super().encode(message)
+            if random.random() < 0.5:
+                return request
+            return HttpRequest(
+                method="POST", url=request.url, headers=request.headers, body=request.body + b" "
+            )
+
+    broken = case(Jittery)
+    path = broken.request_goldens()[0]
+    random.seed(3)
+    failures = 0
+    for _ in range(20):
+        try:
+            contract.check_request_golden(broken, path)
+        except AssertionError:
+            failures += 1
+    assert failures >= 10
+
+
+def test_a_response_decoded_wrong() -> None:
+    class Optimist(acme()):  # type: ignore[misc]
+        def decode(self, response: HttpResponse) -> SendResult:
+            return SendResult(provider="acme", message_id="x", raw=response.body)
+
+    broken = case(Optimist)
+    path = next(p for p in broken.response_goldens() if p.name.startswith("err_401"))
+    fails(contract.check_response_golden, broken, path, match="expected an error")
+
+
+def test_a_declared_reply_that_is_dropped() -> None:
+    class NoReply(acme()):  # type: ignore[misc]
+        def encode(self, message: Message) -> HttpRequest:
+            return super().encode(Text(to=message.recipient, text=getattr(message, "text", "")))
+
+    fails(contract.check_capability, case(NoReply), "reply", match="reply_to changed nothing")
+
+
+def test_an_undeclared_feature_that_is_sent_anyway() -> None:
+    class Lenient(acme()):  # type: ignore[misc]
+        capabilities = Capabilities(mentions_text=True, reply=True, media_url=True)
+
+        def encode(self, message: Message) -> HttpRequest:
+            # Declares mentions but puts nothing of them on the wire.
+            return super().encode(Text(to=message.recipient, text=getattr(message, "text", "")))
+
+    fails(
+        contract.check_capability,
+        case(Lenient),
+        "mentions_text",
+        match="mentioned number is not on the wire",
+    )
+
+
+def test_a_limit_that_is_not_enforced() -> None:
+    class Unbounded(acme()):  # type: ignore[misc]
+        def encode(self, message: Message) -> HttpRequest:
+            if isinstance(message, Text) and len(message.text) > 4096:
+                message = Text(to=message.recipient, text=message.text[:4096])
+            return super().encode(message)
+
+    fails(
+        contract.check_capability,
+        case(Unbounded),
+        "max_text_chars",
+        match="encode did not raise InvalidMessage",
+    )
+
+
+def test_a_client_message_id_that_is_not_sent() -> None:
+    class Claims(acme()):  # type: ignore[misc]
+        capabilities = Capabilities(reply=True, media_url=True, client_message_id=True)
+
+    fails(
+        contract.check_capability,
+        case(Claims),
+        "client_message_id",
+        match="the key changes nothing",
+    )
+
+
+def test_a_503_that_is_called_unknown() -> None:
+    rules = {**HTTP_STATUS_RULES, 503: (ProviderUnavailable, Outcome.UNKNOWN, False)}
+
+    class Gloomy(acme()):  # type: ignore[misc]
+        def decode(self, response: HttpResponse) -> SendResult:
+            if response.status >= 300:
+                raise error_from_response("acme", response, status_rules=rules)
+            return super().decode(response)  # type: ignore[no-any-return]
+
+    fails(contract.check_status, case(Gloomy), 503, match="outcome unknown")
+    # A case may state a documented quirk instead:
+    quirk = Expect(ProviderUnavailable, frozenset({Outcome.UNKNOWN}), False)
+    contract.check_status(case(Gloomy, status={503: quirk}), 503)
+
+
+def test_a_decoder_that_lets_a_parsing_error_escape() -> None:
+    class Naive(acme()):  # type: ignore[misc]
+        def decode(self, response: HttpResponse) -> SendResult:
+            import json
+
+            data = json.loads(response.body)
+            return SendResult(provider="acme", message_id=data["id"], raw=response.body)
+
+    fails(
+        contract.check_garbage,
+        case(Naive),
+        match="JSONDecodeError|KeyError|TypeError|result.message_id is a int",
+    )
+
+
+def test_a_repr_that_shows_the_token() -> None:
+    class Chatty(acme()):  # type: ignore[misc]
+        def __repr__(self) -> str:
+            return f"Acme(token={self._token.reveal()})"
+
+    fails(contract.check_secrets, case(Chatty), match="repr\\(adapter\\) shows")
+
+
+def test_a_token_in_a_plain_header() -> None:
+    class Plain(acme()):  # type: ignore[misc]
+        def encode(self, message: Message) -> HttpRequest:
+            request = super().encode(message)
+            return HttpRequest(
+                method="POST",
+                url=request.url,
+                headers=(("Authorization", f"Bearer {TOKEN}"),),
+                body=request.body,
+            )
+
+    fails(contract.check_secrets, case(Plain), match="without Secret")
+
+
+def test_an_error_that_echoes_the_token() -> None:
+    class Echo(acme()):  # type: ignore[misc]
+        def decode(self, response: HttpResponse) -> SendResult:
+            if response.status >= 300:
+                raise error_from_response("acme", response)  # no secrets= given
+            return super().decode(response)  # type: ignore[no-any-return]
+
+    fails(contract.check_secrets, case(Echo), match="error shows")
+
+
+def test_an_adapter_that_imports_an_io_library(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "acme_http").mkdir()
+    (tmp_path / "acme_http" / "__init__.py").write_text("")
+    (tmp_path / "acme_http" / "helpers.py").write_text("import socket\n")
+    (tmp_path / "acme_http" / "adapter.py").write_text(
+        textwrap.dedent(
+            """
+            from wamsg_acme.adapter import AcmeAdapter
+            from . import helpers
+
+            class Networked(AcmeAdapter):
+                pass
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from acme_http.adapter import Networked  # type: ignore[import-not-found]
+
+    fails(
+        contract.check_no_io_imports,
+        case(Networked),
+        match=r"acme_http.helpers': \['socket'\]",
+    )
+
+
+def test_wamsg_client_counts_as_io() -> None:
+    bad = contract.io_imports("wamsg.client") if hasattr(contract, "io_imports") else None
+    from wamsg.testing._imports import io_imports
+
+    bad = io_imports("wamsg.client")
+    assert "anyio" in bad["wamsg.client"]
+    assert io_imports("wamsg.providers.wawp") == {}
