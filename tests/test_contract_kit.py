@@ -243,6 +243,35 @@ def test_an_error_that_echoes_the_token() -> None:
     fails(contract.check_secrets, case(Echo), match="error shows")
 
 
+def test_an_error_cut_through_the_token() -> None:
+    class Cutter(acme()):  # type: ignore[misc]
+        def decode(self, response: HttpResponse) -> SendResult:
+            if response.status < 300:
+                return super().decode(response)  # type: ignore[no-any-return]
+            # Cuts, then redacts the whole token: a cut through it leaves its start.
+            text = response.body.decode(errors="replace")[:300].replace(TOKEN, "***")
+            raise ProviderUnavailable(
+                text, provider="acme", status_code=response.status, outcome=Outcome.UNKNOWN
+            )
+
+    fails(contract.check_secrets, case(Cutter), match="echo after [0-9]+ bytes shows")
+
+
+def test_an_error_that_shows_the_phone_number() -> None:
+    class Blabber(acme()):  # type: ignore[misc]
+        def decode(self, response: HttpResponse) -> SendResult:
+            if response.status < 300:
+                return super().decode(response)  # type: ignore[no-any-return]
+            raise ProviderUnavailable(
+                response.body.decode(errors="replace").replace(TOKEN, "***")[:100],
+                provider="acme",
+                status_code=response.status,
+                outcome=Outcome.UNKNOWN,
+            )
+
+    fails(contract.check_secrets, case(Blabber), match="shows the phone number")
+
+
 def test_an_adapter_that_imports_an_io_library(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,7 +1,7 @@
 """The gowa adapter: checks before any I/O, settings, gateway quirks, error mapping, redaction.
 
 The wire format itself lives in the golden files under ``tests/data/gowa/``
-(providers.md §3), run by tests/test_adapter_goldens.py; this file covers
+(providers.md §3), run by the contract kit (tests/test_contract.py); this file covers
 what goldens cannot state: refusals, settings, upload names, redaction and
 decoding that must never crash.
 """
@@ -725,7 +725,8 @@ def test_full_phone_number_never_shown(printed: Callable[[], list[str]]) -> None
 # Decoding never fails with anything but a ProviderError
 # --------------------------------------------------------------------------
 
-# Hostile bodies on every status: tests/test_adapter_goldens.py (one suite).
+# Hostile bodies on every status, secrets in reprs and cut error texts: the
+# contract kit (tests/test_contract.py); what follows is this gateway's own.
 
 
 # --------------------------------------------------------------------------

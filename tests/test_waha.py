@@ -1,7 +1,7 @@
 """The WAHA adapter: its quirks, its error cases, redaction, and a real send end to end.
 
 The wire format itself is in the golden files under ``tests/data/waha/``
-(run by tests/test_adapter_goldens.py); this file holds what goldens cannot
+(run by the contract kit, tests/test_contract.py); this file holds what goldens cannot
 say: checks before any I/O, settings, what error messages tell the
 operator, the streamed base64 body, and a send through the real client and
 aiohttp transport to a WAHA-like server on 127.0.0.1 (providers.md §2).
@@ -628,7 +628,8 @@ def test_key_never_in_reprs() -> None:
 # Decoding never fails with anything but a ProviderError
 # --------------------------------------------------------------------------
 
-# Hostile bodies on every status: tests/test_adapter_goldens.py (one suite).
+# Hostile bodies on every status, secrets in reprs and cut error texts: the
+# contract kit (tests/test_contract.py); what follows is this gateway's own.
 
 
 # --------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
+from urllib.parse import quote, quote_plus
 
 import anyio
 
@@ -599,13 +600,55 @@ def check_garbage(case: AdapterCase) -> None:
 # --------------------------------------------------------------------------
 
 
+#: A cut through a secret must not leave this much of its start behind.
+_SECRET_STUB = 6
+
+
+def _forms(secret: str) -> list[str]:
+    """The ways ``secret`` can be written in a text: as is and URL-encoded."""
+    return list(dict.fromkeys([secret, quote(secret, safe=""), quote_plus(secret)]))
+
+
 def _shows(value: object, secrets: Sequence[str]) -> list[str]:
+    """The secrets ``value``'s str or repr shows, whole or by their first characters."""
     text = f"{value!s}\n{value!r}"
-    return [s for s in secrets if s in text]
+    found = []
+    for secret in secrets:
+        for form in _forms(secret):
+            if form[:_SECRET_STUB] in text:
+                found.append(secret)
+                break
+    return found
+
+
+def _echoes(secret: str) -> list[tuple[str, bytes]]:
+    """Answers that repeat ``secret`` the ways gateways and proxies do."""
+    url = f"https://gw.example/v1/send?instance=1&token={secret}&to=1"
+    quoted = f'"bad token {secret}"'
+    return [
+        ("text", secret.encode()),
+        ("json", f'{{"message": {quoted}, "error": "{secret}", "code": "{secret}"}}'.encode()),
+        (
+            "html",
+            f"<html><title>{secret}</title><body><pre>POST {url}</pre></body></html>".encode(),
+        ),
+        ("xml", f"<error><code>E1</code><message>for {url}</message></error>".encode()),
+    ]
+
+
+def _error_parts(error: ProviderError) -> list[object]:
+    return [error, error.gateway_message, error.body_excerpt, error.error_code, error.args]
 
 
 def check_secrets(case: AdapterCase) -> None:
-    """No secret in a repr, an error, a plain header or query value, or a body."""
+    """No secret in a repr, an error, a plain header or query value, or a body.
+
+    Nor a full phone number in a request's repr, a result or an error.
+
+    Errors are tried with answers that echo each secret (as gateways echo
+    requests), slid past every point where wamsg cuts error text, so that a
+    cut through a secret cannot leave its start behind either.
+    """
     secrets = case.secret_values()
     assert secrets, "the case has no secret to look for: set AdapterCase.secrets"
     adapter = case.make()
@@ -626,28 +669,64 @@ def check_secrets(case: AdapterCase) -> None:
                     leaks.append(f"{where} {name} holds {found} without Secret (logs show it)")
         if found := [s for s in secrets if s.encode() in goldens.render_body(request)]:
             leaks.append(f"the {type(message).__name__} body holds {found}")
-    # Gateways echo what they were sent: an error must not repeat it.
     for status in (200, 400, 401, 403, 404, 429, 500, 503):
         for secret in secrets:
-            for body in (
-                secret.encode(),
-                b'{"message": "bad token '
-                + secret.encode()
-                + b'", "error": "'
-                + secret.encode()
-                + b'", "code": "'
-                + secret.encode()
-                + b'"}',
-                b"<html><title>" + secret.encode() + b"</title></html>",
-            ):
+            for shape, body in _echoes(secret):
                 outcome = _decode(adapter, HttpResponse(status=status, body=body))
                 if isinstance(outcome, ProviderError):
-                    for part in (outcome, outcome.gateway_message, outcome.body_excerpt,
-                                 outcome.error_code, outcome.args):  # fmt: skip
+                    for part in _error_parts(outcome):
                         if found := _shows(part, [secret]):
-                            leaks.append(f"HTTP {status} error shows {found}")
+                            leaks.append(f"HTTP {status} {shape} echo: the error shows {found}")
+    leaks.extend(_cut_secrets(adapter, secrets))
     leaks.extend(_settings_errors(case, secrets))
-    assert not leaks, "\n".join(sorted(set(leaks)))
+    leaks.extend(_phone_numbers(case, adapter))
+    assert not leaks, "\n".join(sorted(set(leaks))[:20])
+
+
+def _cut_secrets(adapter: Adapter, secrets: Sequence[str]) -> list[str]:
+    """Slide each echoed secret past the cuts of error texts (excerpts, capped bodies)."""
+    leaks = []
+    for secret in secrets:
+        for shape, echo in _echoes(secret):
+            # Texts are cut at a few hundred characters (excerpts, messages);
+            # a transport caps bodies, marking them truncated, near 8 KiB.
+            cases = [(pad, False) for pad in range(700)]
+            cases += [(pad, True) for pad in range(8_192 - 2 * len(echo), 8_200)]
+            for pad, truncated in cases:
+                body = b"e" * pad + b" " + echo
+                if truncated:
+                    body = body[:8_192]
+                response = HttpResponse(status=500, body=body, truncated=truncated)
+                outcome = _decode(adapter, response)
+                if not isinstance(outcome, ProviderError):
+                    continue
+                for part in _error_parts(outcome):
+                    if found := _shows(part, [secret]):
+                        leaks.append(f"HTTP 500 {shape} echo after {pad} bytes shows {found}")
+                        break
+    return leaks
+
+
+def _phone_numbers(case: AdapterCase, adapter: Adapter) -> list[str]:
+    """A full phone number never shows in a request's repr, a result or an error."""
+    digits = "".join(c for c in case.recipient if c.isdigit())
+    written = [digits, f"+{digits}", case.recipient]
+    leaks = []
+    request = adapter.encode(Text(to=case.recipient, text="probe"))
+    if digits in repr(request):
+        leaks.append("repr(request) shows the full phone number")
+    echoes = [
+        f"{digits} is not on WhatsApp".encode(),
+        f'{{"message": "{written[1]} is not on WhatsApp", "error": "{digits}@c.us"}}'.encode(),
+        f"<html><title>Error for {digits}@s.whatsapp.net</title></html>".encode(),
+    ]
+    for status in (200, 201, 400, 404, 500):
+        for body in echoes:
+            outcome = _decode(adapter, HttpResponse(status=status, body=body))
+            parts = _error_parts(outcome) if isinstance(outcome, ProviderError) else [outcome]
+            if any(digits in f"{part!s}{part!r}" for part in parts):
+                leaks.append(f"HTTP {status}: the {type(outcome).__name__} shows the phone number")
+    return leaks
 
 
 def _settings_errors(case: AdapterCase, secrets: Sequence[str]) -> list[str]:
