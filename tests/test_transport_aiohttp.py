@@ -294,10 +294,14 @@ def test_connect_timeout_text_never_leaks_the_token() -> None:
 def test_aiohttp_transport_under_trio_says_what_to_use() -> None:
     import trio
 
+    built_outside = AiohttpTransport()
+
     async def main() -> None:
-        transport = AiohttpTransport()
+        # Built inside trio: refused at once. Built before: refused at the first send.
+        with pytest.raises(wamsg.ConfigError, match=r"asyncio only.*this is trio.*HttpxTransport"):
+            AiohttpTransport()
         request = wamsg.HttpRequest(method="POST", url="http://127.0.0.1:9/")
-        with pytest.raises(wamsg.ConfigError, match="asyncio only"):
-            await transport.send(request, timeouts=wamsg.Timeouts())
+        with pytest.raises(wamsg.ConfigError, match=r"asyncio only.*this is trio.*HttpxTransport"):
+            await built_outside.send(request, timeouts=wamsg.Timeouts())
 
     trio.run(main)

@@ -1,7 +1,10 @@
 """Transports: how requests reach the gateway.
 
-``AiohttpTransport`` is the default. It is imported lazily so that the rest of
-wamsg can be used (and tested) without touching aiohttp.
+``AiohttpTransport`` is the default (asyncio only); ``HttpxTransport`` runs on
+asyncio and trio and comes with the extra ``pip install 'wamsg[httpx]'``.
+Both are imported lazily, on first access, so that the rest of wamsg can be
+used (and tested) without touching aiohttp, and ``import wamsg`` never
+imports httpx. See docs/transports.md for which one to choose.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from .mock import MockTransport
 
 if TYPE_CHECKING:
     from .aiohttp import AiohttpTransport
+    from .httpx import HttpxTransport
 
-__all__ = ["AiohttpTransport", "MockTransport", "Timeouts", "Transport"]
+__all__ = ["AiohttpTransport", "HttpxTransport", "MockTransport", "Timeouts", "Transport"]
 
 
 def __getattr__(name: str) -> Any:
@@ -22,4 +26,9 @@ def __getattr__(name: str) -> Any:
         from .aiohttp import AiohttpTransport
 
         return AiohttpTransport
+    if name == "HttpxTransport":
+        # Raises ImportError, with the install line, when httpx is missing.
+        from .httpx import HttpxTransport
+
+        return HttpxTransport
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

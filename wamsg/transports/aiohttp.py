@@ -9,35 +9,55 @@ aiohttp puts the full URL in some messages (``Connection timeout to host
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import sys
 
 import aiohttp
-import anyio
 
-from .._streams import iter_body
-from .._version import __version__
-from ..errors import (
-    ConfigError,
-    ConnectError,
-    Disconnected,
-    Outcome,
-    SendTimeout,
-    TransportError,
-    WamsgError,
-)
-from ..http import HttpRequest, HttpResponse, StreamBody
+from ..errors import ConfigError, WamsgError
+from ..http import HttpRequest, HttpResponse
+from . import _common
+from ._common import DEFAULT_MAX_BODY, DEFAULT_MAX_ERROR_BODY, INSTALL_HTTPX, KEEPALIVE_SECONDS
 from .base import Timeouts
 
 __all__ = ["AiohttpTransport"]
 
-#: Largest success body read (the WEBJS answer embeds a base64 thumbnail).
-DEFAULT_MAX_BODY = 8 * 1024 * 1024
-#: Largest error body read: enough for any error text, not for a runaway page.
-DEFAULT_MAX_ERROR_BODY = 64 * 1024
-USER_AGENT = f"wamsg/{__version__} aiohttp/{aiohttp.__version__}"
+USER_AGENT = _common.user_agent("aiohttp", aiohttp.__version__)
+#: aiohttp reads (and decompresses) answers in chunks of this size at most.
+_READ_CHUNK = 64 * 1024
 
 
-class AiohttpTransport:
+def _running_library() -> str | None:
+    """The async library running in this thread: "asyncio", "trio"... or None.
+
+    No asyncio loop and no sniffio module means no sniffio-aware library
+    (trio, curio) is running either: trio depends on sniffio and imports it
+    before it runs anything.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        return "asyncio"
+    sniffio = sys.modules.get("sniffio")
+    if sniffio is None:
+        return None
+    try:
+        return str(sniffio.current_async_library())
+    except sniffio.AsyncLibraryNotFoundError:
+        return None
+
+
+def _asyncio_only(library: str | None) -> ConfigError:
+    running = f"this is {library}" if library else "no asyncio event loop is running"
+    return ConfigError(
+        f"AiohttpTransport runs on asyncio only (aiohttp is asyncio-only) and {running}; "
+        f"use wamsg.transports.HttpxTransport, which runs on trio too ({INSTALL_HTTPX}): "
+        "Client(..., transport=HttpxTransport())"
+    )
+
+
+class AiohttpTransport(_common.PooledTransport):
     """Send requests with an :class:`aiohttp.ClientSession`.
 
     Args:
@@ -52,6 +72,7 @@ class AiohttpTransport:
 
     #: aiohttp applies ``timeouts.total`` to the whole exchange, body included.
     enforces_timeouts = True
+    pool_name = "session"
 
     def __init__(
         self,
@@ -61,35 +82,28 @@ class AiohttpTransport:
         max_body: int = DEFAULT_MAX_BODY,
         max_error_body: int = DEFAULT_MAX_ERROR_BODY,
     ) -> None:
+        super().__init__(
+            owned=session is None, limit=limit, max_body=max_body, max_error_body=max_error_body
+        )
         self._session = session
-        self._owned = session is None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._limit = limit
-        self._max_body = max_body
-        self._max_error_body = max_error_body
-        self._closed = False
         self._timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
-
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else ("owned session" if self._owned else "shared session")
-        return f"AiohttpTransport({state})"
+        library = _running_library()
+        if library not in (None, "asyncio"):
+            # Built inside trio: say so now, not at the first message.
+            raise _asyncio_only(library)
 
     def _get_session(self) -> aiohttp.ClientSession:
-        if self._closed:
-            raise ConfigError("transport is closed")
+        self._check_open()
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            raise ConfigError(
-                "AiohttpTransport runs on asyncio only; under trio use the httpx "
-                "transport (pip install 'wamsg[httpx]')"
-            ) from None
+            raise _asyncio_only(_running_library()) from None
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                # Node-based gateways (WAHA) close idle connections after 5 s;
-                # reusing one they are closing turns a POST into an
-                # "unknown" outcome, so idle connections are dropped first.
-                connector=aiohttp.TCPConnector(limit=self._limit, keepalive_timeout=4.0),
+                connector=aiohttp.TCPConnector(
+                    limit=self._limit, keepalive_timeout=KEEPALIVE_SECONDS
+                ),
                 headers={"User-Agent": USER_AGENT},
                 raise_for_status=False,
             )
@@ -97,10 +111,7 @@ class AiohttpTransport:
         elif self._loop is None:
             self._loop = loop
         elif self._loop is not loop:
-            raise ConfigError(
-                "AiohttpTransport was first used in another event loop; create one "
-                "client (and transport) per event loop"
-            )
+            raise _common.other_loop("AiohttpTransport")
         return self._session
 
     def _client_timeout(self, timeouts: Timeouts) -> aiohttp.ClientTimeout:
@@ -117,22 +128,14 @@ class AiohttpTransport:
     async def send(self, request: HttpRequest, *, timeouts: Timeouts) -> HttpResponse:
         """Send ``request`` once; aiohttp never retries a POST."""
         session = self._get_session()
-        headers = request.revealed_headers()
-        body = request.body
-        source: _BodySource | None = None
-        if not isinstance(body, bytes):
-            source = _BodySource(body.open() if isinstance(body, StreamBody) else iter_body(body))
-            if body.length is not None:
-                # Known up front: sent as Content-Length, not chunked, since
-                # some gateways refuse chunked uploads.
-                headers["Content-Length"] = str(body.length)
+        headers, source = _common.open_body(request)
         try:
             async with session.request(
                 request.method,
                 request.url,
                 params=request.revealed_query() or None,
                 headers=headers,
-                data=body if source is None else source,
+                data=request.body if source is None else source,
                 timeout=self._client_timeout(timeouts),
                 # A redirected POST would turn into a GET; a send API that
                 # redirects is misconfigured, and the caller should see it.
@@ -149,37 +152,20 @@ class AiohttpTransport:
                     truncated=truncated,
                 )
         except (aiohttp.ClientError, TimeoutError, RuntimeError) as exc:
-            if source is not None and source.error is not None:
-                # The body itself failed (a file read error, a stream of the
-                # wrong length): the gateway never had a whole request.
-                raise _body_error(source.error) from None
             # Never chained: aiohttp's texts can hold the URL, query included.
-            raise _map_error(exc) from None
+            raise _common.failure(source, _map_error(exc, request.url)) from None
         finally:
             if source is not None:
-                # Shielded: a cancelled send must still close the file it read.
-                with anyio.CancelScope(shield=True):
-                    await source.aclose()
+                await _common.close_body(source)
 
     async def _read(self, resp: aiohttp.ClientResponse) -> tuple[bytes, bool]:
-        cap = self._max_body if resp.status < 400 else self._max_error_body
+        cap = self._cap(resp.status)
         length = resp.content_length
         # Content-Length counts compressed bytes: only an uncompressed body of
         # known size may be read in one go; anything else goes through the cap.
         if length is not None and length <= cap and "Content-Encoding" not in resp.headers:
             return await resp.read(), False
-        chunks: list[bytes] = []
-        size = 0
-        while size < cap:
-            chunk = await resp.content.read(cap - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        truncated = size >= cap and not resp.content.at_eof()
-        if truncated and not await resp.content.read(1):
-            truncated = False  # the body was exactly the cap
-        return b"".join(chunks), truncated
+        return await _common.read_capped(resp.content.iter_chunked(_READ_CHUNK), cap)
 
     async def aclose(self) -> None:
         """Close the session if this transport created it."""
@@ -189,57 +175,12 @@ class AiohttpTransport:
             await session.close()
 
 
-class _BodySource:
-    """The request body as aiohttp reads it, remembering why it failed, if it did.
-
-    aiohttp reports a failing body as a write error on the connection; this
-    keeps the real cause, and closes the body (files included) once the
-    request is over, even when the send was cancelled halfway.
-    """
-
-    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
-        self._chunks = chunks
-        self.error: BaseException | None = None
-
-    def __aiter__(self) -> _BodySource:
-        return self
-
-    async def __anext__(self) -> bytes:
-        try:
-            return await anext(self._chunks)
-        except StopAsyncIteration:
-            raise
-        except Exception as exc:
-            self.error = exc
-            raise
-
-    async def aclose(self) -> None:
-        closer = getattr(self._chunks, "aclose", None)
-        if closer is not None:
-            await closer()
-
-
-def _body_error(error: BaseException) -> WamsgError:
-    if isinstance(error, WamsgError):
-        return error
-    return TransportError(
-        f"reading the image failed while sending ({type(error).__name__}: "
-        f"{getattr(error, 'strerror', None) or 'read error'}); the request was not complete",
-        outcome=Outcome.NOT_SENT,
-    )
-
-
-def _map_error(exc: BaseException) -> WamsgError:
+def _map_error(exc: BaseException, url: str = "") -> WamsgError:
     """The wamsg error for an aiohttp failure, with the outcome it implies.
 
-    The text is built from the exception's type and OS error only, never
-    from ``str(exc)``: aiohttp writes the full URL (query and token
-    included, percent-encoded) and proxy credentials into some messages.
+    The text is built from the exception's type and OS error only
+    (:func:`wamsg.transports._common.detail`), never from ``str(exc)``.
     """
-    name = type(exc).__name__
-    os_error = getattr(exc, "os_error", None)
-    reason = getattr(os_error, "strerror", None) or getattr(exc, "strerror", None)
-    detail = f"{name}: {reason}" if reason else name
     # Connect failures (refused, DNS, TLS handshake, certificate pinning,
     # proxy refusal, connect timeout) happen before a byte of the request is
     # written: nothing was sent.
@@ -250,16 +191,17 @@ def _map_error(exc: BaseException) -> WamsgError:
         | aiohttp.ServerFingerprintMismatch
         | aiohttp.ClientHttpProxyError,
     ):
-        where = ""
         if isinstance(exc, aiohttp.ClientConnectorError):
-            where = f" to {exc.host}:{exc.port}"
-        return ConnectError(f"could not connect{where}: {detail}")
+            url = f"//{exc.host}:{exc.port}"  # where it connected: the proxy, if any
+        return _common.connect_failed(exc, url)
     if isinstance(exc, aiohttp.InvalidURL):
-        return ConfigError(f"invalid URL: {detail}")
+        return _common.invalid_url(exc)
     if isinstance(exc, RuntimeError):
         # aiohttp: "Session is closed" when a shared session was closed by its owner.
-        return ConfigError(f"the aiohttp session cannot send: {detail} (was it closed?)")
-    # From here on the request may have reached the gateway.
+        return _common.closed_client(exc, "aiohttp session")
+    # From here on the request may have reached the gateway. A timeout of
+    # the whole exchange (`total`) is one of these, even while connecting:
+    # aiohttp raises a bare TimeoutError that does not say which phase it cut.
     if isinstance(exc, TimeoutError):
-        return SendTimeout(f"no answer in time: {detail}")
-    return Disconnected(f"connection lost: {detail}")
+        return _common.timed_out(exc)
+    return _common.lost(exc)

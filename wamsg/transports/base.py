@@ -4,7 +4,9 @@ A transport owns connections and nothing else: no retries, no decoding. It
 maps its HTTP library's exceptions to wamsg errors at one boundary, with the
 outcome the failure implies (connect failures are ``not_sent``; a timeout or
 a broken connection after the request went out is ``unknown``), and it never
-lets a secret from the request reach an error message.
+lets a secret from the request reach an error message. The two library
+transports build those errors, stream bodies and cap answers with the same
+code (``_common.py``); docs/transports.md has the table.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ class Timeouts(msgspec.Struct, frozen=True, kw_only=True):
 
 @runtime_checkable
 class Transport(Protocol):
-    """Sends requests over HTTP. Implementations: AiohttpTransport, MockTransport.
+    """Sends requests over HTTP. Implementations: AiohttpTransport, HttpxTransport, MockTransport.
 
     A transport that applies ``timeouts.total`` itself, raising
     :class:`~wamsg.SendTimeout` (or ``ConnectError`` while connecting) when it
