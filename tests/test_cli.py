@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -396,3 +397,89 @@ def test_version_and_usage_errors() -> None:
     assert "usage:" in bad.stderr
     helped = run("--help")
     assert "outcome unknown" in helped.stdout
+
+
+# -- configuration by DSN and file (docs/configuration.md) ----------------------
+
+
+def _banner_dsn(sandbox: Running, provider: str) -> str:
+    """The DSN `wamsg sandbox` prints for ``provider``."""
+    return next(
+        line.strip()
+        for line in sandbox.banner.splitlines()
+        if line.strip().startswith(f"{provider}+http://")
+    )
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_send_with_dsn_flag_or_wamsg_dsn(sandbox: Running, provider: str) -> None:
+    dsn = _banner_dsn(sandbox, provider)
+    assert f"@{sandbox.base_url.removeprefix('http://')}/{provider}" in dsn
+    by_flag = run("send-text", "+5511999990000", f"dsn flag {provider}", "--dsn", dsn)
+    assert by_flag.returncode == 0, by_flag.stderr
+    # WAMSG_DSN wins over WAMSG_PROVIDER and its settings.
+    env = {"WAMSG_DSN": dsn, "WAMSG_PROVIDER": "nosuch"}
+    by_env = run("send-text", "+5511999990000", f"dsn env {provider}", "--json", env=env)
+    assert by_env.returncode == 0, by_env.stderr
+    assert json.loads(by_env.stdout)["provider"] == provider
+    mine = [m.get("text") for m in sandbox.messages() if m["provider"] == provider][-2:]
+    assert mine == [f"dsn flag {provider}", f"dsn env {provider}"]
+
+
+def test_provider_flag_wins_over_wamsg_dsn(sandbox: Running) -> None:
+    env = sandbox.env("wuts") | {"WAMSG_DSN": "gowa+http://127.0.0.1:9"}
+    done = run("send-text", "+5511999990000", "flag wins", "--provider", "wuts", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["provider"] == "wuts"
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "says"),
+    [
+        (("--dsn", f"wuts://{TOKEN_LIKE}@h", "--provider", "wuts"), {}, "--dsn holds the provider"),
+        (("--dsn", "wuts://t@h", "--set", "token=x"), {}, "--dsn holds the provider"),
+        (("--dsn", f"wuts://{TOKEN_LIKE}/x@h"), {}, "--dsn: wuts: the DSN's user or password"),
+        (("--dsn", f"wawp://{TOKEN_LIKE}@h"), {}, "--dsn: wawp: access_token is required"),
+        (("--set", f"token={TOKEN_LIKE}"), {"WAMSG_DSN": "wuts://t@h"}, "--set goes with"),
+        ((), {"WAMSG_DSN": f"nosuch://{TOKEN_LIKE}@h"}, "WAMSG_DSN: unknown provider 'nosuch'"),
+        (("--provider", "wuts"), {}, "wuts: token is required: pass --set token=VALUE"),
+        (("--config", "/no/such.toml"), {}, "config file /no/such.toml not found"),
+        (("--config", "x.toml", "--dsn", "wuts://t@h"), {}, "--config holds the providers"),
+    ],
+)
+def test_bad_dsn_and_config_usage_exits_2(
+    args: tuple[str, ...], env: dict[str, str], says: str
+) -> None:
+    done = run("send-text", "+5511999990000", "hi", *args, env=env)
+    assert done.returncode == 2, done.stderr
+    assert says in _one_clear_line(done)
+    assert TOKEN_LIKE not in done.stderr
+
+
+def test_send_through_a_config_file_fails_over(sandbox: Running, tmp_path: Path) -> None:
+    config = tmp_path / "wamsg.toml"
+    config.write_text(
+        'failover = ["down", "up"]\n'
+        "[router]\nretry = { attempts = 2, base = 0 }\n"
+        '[providers.down]\ndsn = "wuts+http://t@127.0.0.1:9"\n'  # connection refused
+        f'[providers.up]\ndsn = "{_banner_dsn(sandbox, "gowa")}"\n'
+    )
+    done = run("send-text", "+5511999990000", "via the file", "--config", str(config), "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["provider"] == "gowa"
+    last = [m.get("text") for m in sandbox.messages() if m["provider"] == "gowa"][-1]
+    assert last == "via the file"
+    # --attempts overrides the file's retry: one attempt meets only the closed port.
+    once = run("send-text", "+5511999990000", "x", "--config", str(config), "--attempts", "1")
+    assert once.returncode == 1
+    assert "could not connect" in _one_clear_line(once)
+
+
+def test_providers_lists_each_dsn_form() -> None:
+    done = run("providers")
+    assert done.returncode == 0
+    assert "wawp://INSTANCE_ID:ACCESS_TOKEN@api.wawp.net" in done.stdout
+    assert "wuts://TOKEN@api.wuts.com.br" in done.stdout
+    assert "gowa[+http]://[USERNAME:PASSWORD@]HOST[:PORT][/PATH][?device_id=DEVICE_ID]" in (
+        done.stdout
+    )

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from unittest import mock
+from urllib.parse import quote
 
 from golden import build_response, golden_files, load_golden
 
@@ -118,3 +119,101 @@ def test_sandbox_doc_example_runs() -> None:
     namespace: dict[str, Any] = {}
     exec(compile(block, "docs/sandbox.md", "exec"), namespace)
     asyncio.run(namespace["test_order_shipped_notification"]())
+
+
+# -- Configuration ------------------------------------------------------------
+
+
+def _section(title: str) -> str:
+    text = README.read_text()
+    start = text.index(f"## {title}")
+    return text[start : text.index("\n## ", start + 1)]
+
+
+CONFIGURATION = "Configuration: one DSN per provider"
+
+
+def test_configuration_app_sends_through_every_provider_with_only_the_dsn_changed() -> None:
+    """The README's app.py, run unchanged with each of its sandbox DSNs, sends through that
+    provider: a real sandbox on 127.0.0.1 gets the message in that provider's outbox."""
+    from wamsg.cli import DEFAULT_SANDBOX_PORT
+    from wamsg.sandbox import Sandbox, running_sandbox
+
+    section = _section(CONFIGURATION)
+    (app,) = [b for b in re.findall(r"```python\n(.*?)```", section, re.S) if "app.py" in b]
+    assert "from_env()" in app
+    assert not any(name in app for name in wamsg.available())  # it names no provider
+    dsns = re.findall(r"^WAMSG_DSN='([^']+)' python app\.py$", section, re.M)
+    readme_root = f"http://127.0.0.1:{DEFAULT_SANDBOX_PORT}"
+    box = Sandbox()
+    # The DSNs are what `wamsg sandbox` serves (and prints), one per provider.
+    assert dsns == [box.dsn(p, readme_root) for p in box.providers]
+
+    async def run_each() -> list[tuple[str, int, str, str]]:
+        runs = []
+        async with running_sandbox(sandbox=box) as (_, root):
+            for dsn in dsns:
+                env = {k: v for k, v in os.environ.items() if not k.startswith("WAMSG_")}
+                # Only the port differs: this sandbox listens where the OS put it.
+                served = dsn.replace(readme_root.split("//")[1], root.split("//")[1])
+                env |= {"WAMSG_DSN": served, "PYTHONWARNINGS": "error"}
+                process = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-c",
+                    app,
+                    env=env,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                )
+                out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+                assert process.returncode is not None
+                runs.append((dsn, process.returncode, out.decode(), err.decode()))
+        return runs
+
+    runs = asyncio.run(run_each())
+    for (dsn, code, out, err), provider in zip(runs, box.providers, strict=True):
+        assert dsn.startswith(f"{provider}+http://")
+        assert code == 0, err
+        assert out.split()[0] == provider, out
+        landed = box.outbox.find(provider=provider)
+        assert [(m.chat_id.split("@")[0], m.text) for m in landed] == [
+            ("5511999990000", "Your order shipped")
+        ]
+    assert len(box.outbox) == len(dsns) == 4
+
+
+def test_configuration_real_gateway_dsns_parse() -> None:
+    section = _section(CONFIGURATION)
+    dsns = re.findall(r'^WAMSG_DSN="([^"]+)" python app\.py$', section, re.M)
+    tokens = {
+        "$WAWP_TOKEN": "t/o+k",
+        "$WAHA_API_KEY": "key",
+        "$GOWA_PASSWORD": "pw",
+        "$WUTS_TOKEN": "w",
+    }
+    configs = []
+    for dsn in dsns:
+        for name, value in tokens.items():
+            dsn = dsn.replace(name, quote(value, safe=""))
+        configs.append(wamsg.ProviderConfig.from_dsn(dsn))
+    assert [c.provider for c in configs] == ["wawp", "waha", "gowa", "wuts"]
+    assert configs[0].settings["access_token"] == wamsg.Secret("t/o+k")
+    for config in configs:
+        config.create_adapter()
+    shown = "ProviderConfig('wawp://ABC123DEF456:***@api.wawp.net')"
+    assert shown in section
+    assert repr(wamsg.ProviderConfig.from_dsn("wawp://ABC123DEF456:x@api.wawp.net")) == shown
+
+
+def test_configuration_toml_example_builds_a_router_in_its_failover_order() -> None:
+    section = _section(CONFIGURATION)
+    (toml,) = re.findall(r"```toml\n(.*?)```", section, re.S)
+    env = {"GOWA_PASSWORD": "pw", "WUTS_TOKEN": "w"}
+    config = wamsg.load_config(toml, env=env)
+    assert config.failover == ("primary", "backup")
+    router = wamsg.Router.from_config(config)
+    assert [c.provider for c in router.clients] == ["gowa", "wuts"]
+    assert router.retry.attempts == 3
+    assert router.clients[1].limits == wamsg.Limits(rate=20, burst=5)
+    (usage,) = [b for b in re.findall(r"```python\n(.*?)```", section, re.S) if "from_config" in b]
+    assert 'wamsg.Router.from_config("wamsg.toml")' in usage

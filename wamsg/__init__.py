@@ -7,6 +7,10 @@
     async with wamsg.Client("wawp", instance_id="...", access_token="...") as client:
         result = await client.send_text("+55 11 99999-0000", "Hello")
         print(result.message_id, result.status)
+
+    # or from one string: wamsg.Client.from_dsn("wawp://INSTANCE:TOKEN@api.wawp.net"),
+    # the environment (WAMSG_DSN): wamsg.Client.from_env(), or a TOML file with a
+    # failover order: wamsg.Router.from_config("wamsg.toml") (docs/configuration.md)
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import logging as _logging
 from ._redact import Secret
 from ._version import __version__
 from .client import Client
+from .config import Config, ProviderConfig, load_config
 from .errors import (
     AuthenticationError,
     ConfigError,
@@ -43,6 +48,7 @@ from .idempotency import DedupeStore, MemoryDedupeStore
 from .limits import Limits, LocalRateLimiter, RateLimiter
 from .models import Attempt, Image, Media, Message, Recipient, SendResult, Status, Text
 from .providers import Adapter, Capabilities, available, create_adapter, register
+from .providers.config import DsnFormat
 from .retry import NO_RETRY, RetryPolicy
 from .router import Router
 from .transports import MockTransport, Timeouts, Transport
@@ -59,11 +65,13 @@ __all__ = [
     "Capabilities",
     "Client",
     "ComposedBody",
+    "Config",
     "ConfigError",
     "ConnectError",
     "DedupeStore",
     "DeliveryEvent",
     "Disconnected",
+    "DsnFormat",
     "Hooks",
     "HttpRequest",
     "HttpResponse",
@@ -81,6 +89,7 @@ __all__ = [
     "MockTransport",
     "NoProviderAvailable",
     "Outcome",
+    "ProviderConfig",
     "ProviderConfigError",
     "ProviderError",
     "ProviderUnavailable",
@@ -104,5 +113,6 @@ __all__ = [
     "__version__",
     "available",
     "create_adapter",
+    "load_config",
     "register",
 ]

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import inspect
 import json
 import os
 import signal
@@ -32,9 +31,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from . import Client, __version__, _bulk
+from . import Client, Router, __version__, _bulk
 from ._cli_common import clean, describe, image_source
 from ._redact import redact
+from .config import ProviderConfig, dsn_form, env_settings, provider_settings
 from .errors import ConfigError, InvalidMessage, Outcome, WamsgError
 from .hooks import Hooks
 from .models import Image, Media, SendResult, Text
@@ -50,6 +50,7 @@ EXIT_OK, EXIT_NOT_SENT, EXIT_USAGE, EXIT_UNKNOWN, EXIT_INTERRUPTED = 0, 1, 2, 3,
 DEMO_RECIPIENT = "+55 11 99999-0000"
 DEMO_IMAGE_URL = "https://wawp.net/samples/cat.jpg"
 DEFAULT_SANDBOX_PORT = 8026
+DEFAULT_TIMEOUT = 60.0
 
 _EXIT_CODES = """exit codes:
   0    sent
@@ -75,52 +76,66 @@ def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
 # -- provider settings --------------------------------------------------------
 
 
-def _settings_of(provider: str) -> list[tuple[str, bool, bool]]:
-    """(name, required, secret) for each setting the provider's adapter takes."""
-    params = inspect.signature(get_adapter(provider)).parameters.values()
-    return [
-        (
-            p.name,
-            p.default is inspect.Parameter.empty,
-            # Credentials are typed `str | Secret` in every adapter.
-            "Secret" in str(p.annotation),
-        )
-        for p in params
-        if p.kind is inspect.Parameter.KEYWORD_ONLY
-    ]
-
-
 def _env_name(setting: str) -> str:
     return f"WAMSG_{setting.upper()}"
 
 
-def _client_settings(
-    args: argparse.Namespace, env: Mapping[str, str]
-) -> tuple[str, dict[str, Any]]:
-    """The provider and its settings: ``--set`` flags first, then ``WAMSG_*``."""
-    provider = args.provider or env.get("WAMSG_PROVIDER")
-    if not provider:
-        raise ConfigError(
-            f"no provider: pass --provider or set WAMSG_PROVIDER (one of {', '.join(available())})"
-        )
-    known = {name for name, _, _ in _settings_of(provider)}
-    settings: dict[str, Any] = {}
+def _set_flags(args: argparse.Namespace) -> dict[str, str]:
+    """The ``--set KEY=VALUE`` flags, by key."""
+    flags: dict[str, str] = {}
     for item in args.set or ():
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key:
             # The value is not echoed: it may be a token.
             raise ConfigError("--set takes KEY=VALUE")
+        flags[key] = value
+    return flags
+
+
+def _client_config(args: argparse.Namespace, env: Mapping[str, str]) -> ProviderConfig:
+    """The provider and its settings, from the first of these that is given.
+
+    ``--dsn``; ``--provider`` with its ``--set`` flags over ``WAMSG_<SETTING>``
+    variables; ``WAMSG_DSN``; ``WAMSG_PROVIDER`` with the same flags and
+    variables.
+    """
+    flags = _set_flags(args)
+    if args.dsn is not None:
+        if args.provider or flags:
+            raise ConfigError(
+                "--dsn holds the provider and every setting: drop --provider and --set"
+            )
+        try:
+            return ProviderConfig.from_dsn(args.dsn)
+        except ConfigError as exc:
+            raise ConfigError(f"--dsn: {exc.message}") from None
+    if not args.provider and env.get("WAMSG_DSN", "").strip():
+        if flags:
+            raise ConfigError(
+                "WAMSG_DSN holds every setting: --set goes with --provider or WAMSG_PROVIDER"
+            )
+        return ProviderConfig.from_env(env)
+    provider = args.provider or env.get("WAMSG_PROVIDER")
+    if not provider:
+        raise ConfigError(
+            "no provider: pass --dsn or --provider, or set WAMSG_DSN or WAMSG_PROVIDER "
+            f"(one of {', '.join(available())})"
+        )
+    known = {s.name: s for s in provider_settings(provider)}
+    for key in flags:
         if key not in known:
             raise ConfigError(
                 f"{provider}: unknown setting {key!r}; it takes {', '.join(sorted(known))}"
             )
-        settings[key] = value
-    for name in known - settings.keys():
-        value = env.get(_env_name(name))
-        if value is not None:
-            settings[name] = value
-    return provider, settings
+    settings = {**env_settings(provider, env), **flags}
+    for setting in known.values():
+        if setting.required and setting.name not in settings:
+            raise ConfigError(
+                f"{provider}: {setting.name} is required: pass --set {setting.name}=VALUE "
+                f"or set {_env_name(setting.name)} (or pass --dsn)"
+            )
+    return ProviderConfig(provider, **settings)
 
 
 # -- commands -----------------------------------------------------------------
@@ -161,19 +176,32 @@ def _retry_policy(args: argparse.Namespace) -> RetryPolicy:
     return RetryPolicy(attempts=args.attempts)
 
 
-def _client(
-    args: argparse.Namespace, provider: str, settings: dict[str, Any], hooks: Hooks | None = None
-) -> Client:
-    """The client for ``provider`` with the ``--timeout`` and retry flags' limits."""
-    return Client(
-        provider, timeout=args.timeout, retry=_retry_policy(args), hooks=hooks, **settings
-    )
+def _client(args: argparse.Namespace, config: ProviderConfig, hooks: Hooks | None = None) -> Client:
+    """The client for ``config`` with the ``--timeout`` and retry flags' limits."""
+    timeout = DEFAULT_TIMEOUT if args.timeout is None else args.timeout
+    return Client(config.create_adapter(), timeout=timeout, retry=_retry_policy(args), hooks=hooks)
+
+
+def _router(args: argparse.Namespace) -> Router:
+    """A router over the ``--config`` file's providers; flags override its options."""
+    if args.dsn is not None or args.provider or args.set:
+        raise ConfigError("--config holds the providers: drop --dsn, --provider and --set")
+    options: dict[str, Any] = {}
+    if args.timeout is not None:
+        options["timeout"] = args.timeout
+    if args.no_retry or args.attempts is not None:
+        options["retry"] = _retry_policy(args)
+    return Router.from_config(args.config, **options)
 
 
 async def _send(args: argparse.Namespace, message: Text | Image) -> int:
-    provider, settings = _client_settings(args, os.environ)
-    async with _client(args, provider, settings) as client:
-        result = await client.send(message)
+    sender: Client | Router = (
+        _router(args)
+        if args.config is not None
+        else _client(args, _client_config(args, os.environ))
+    )
+    async with sender:
+        result = await sender.send(message)
     _print_result(result, args.json)
     return EXIT_OK
 
@@ -199,8 +227,8 @@ def _providers(args: argparse.Namespace) -> int:
                                     ("client-id", caps.client_message_id)) if ok]  # fmt: skip
         size = f"{caps.max_media_bytes // (1024 * 1024)} MiB" if caps.max_media_bytes else "-"
         settings = [
-            f"{n}{'' if required else '?'}{'*' if secret else ''}"
-            for n, required, secret in _settings_of(name)
+            f"{s.name}{'' if s.required else '?'}{'*' if s.secret else ''}"
+            for s in provider_settings(name)
         ]
         rows.append(
             (
@@ -216,6 +244,9 @@ def _providers(args: argparse.Namespace) -> int:
     header = ("provider", "text max", "image by", "types", "image max", "features", "settings")
     print(_table(rows, header))
     print("\nsettings: ? optional, * secret; set with --set KEY=VALUE or WAMSG_<KEY>")
+    print("\nor all in one DSN (--dsn or WAMSG_DSN; docs/configuration.md):")
+    for name in available():
+        print(f"  {dsn_form(name)}")
     return EXIT_OK
 
 
@@ -317,9 +348,13 @@ async def _sandbox(args: argparse.Namespace) -> int:
         print(_table(rows, ("provider", "client settings (sandbox examples, not secrets)")))
         for fault in faults:
             print(f"fault: {fault.describe()}")
+        print("\nas DSNs (WAMSG_DSN or --dsn):")
+        for provider in box.providers:
+            print(f"  {box.dsn(provider)}")
         example = box.credentials("wawp")
         exports = " ".join(f"{_env_name(k)}={v}" for k, v in example.items())
         print(f'\ntry: WAMSG_PROVIDER=wawp {exports} wamsg send-text +15550001111 "hi"')
+        print(f'  or: WAMSG_DSN={box.dsn("wawp")} wamsg send-text +15550001111 "hi"')
         print("Ctrl-C to stop", flush=True)
         await _wait_for_stop()
         print("stopping", flush=True)
@@ -340,13 +375,13 @@ def _bulk_exit(rows: Sequence[_bulk.Row]) -> int:
 
 
 async def _send_bulk(args: argparse.Namespace) -> int:
-    provider, settings = _client_settings(args, os.environ)
+    config = _client_config(args, os.environ)
     results = args.results or _bulk.results_path(args.file)
     if _bulk.same_file(results, args.file):
         raise ConfigError("--results must not be the CSV file itself")
     prior = _bulk.earlier_results(args.resume, results)
     run = _bulk.Run(results, progress=not args.no_progress)
-    async with _client(args, provider, settings, run.hooks) as client:
+    async with _client(args, config, run.hooks) as client:
         rows = await _bulk.read_rows(args.file, client)
         problems = _bulk.plan(rows, prior, args.retry_unknown)
         if problems:
@@ -394,6 +429,12 @@ _concurrency = _number(int, lambda v: 1 <= v <= 1000, "concurrency must be a who
 
 def _add_provider_options(command: argparse.ArgumentParser, timeout_help: str) -> None:
     command.add_argument(
+        "--dsn",
+        help="the provider and its settings in one string, e.g. wuts://TOKEN@api.wuts.com.br "
+        "(default: $WAMSG_DSN; prefer that for tokens: flags show up in `ps`); "
+        "see docs/configuration.md",
+    )
+    command.add_argument(
         "--provider", help="provider name (default: $WAMSG_PROVIDER); see `wamsg providers`"
     )
     command.add_argument(
@@ -403,7 +444,7 @@ def _add_provider_options(command: argparse.ArgumentParser, timeout_help: str) -
         help="a provider setting, e.g. base_url=...; repeat for more. Each setting can also "
         "come from WAMSG_<KEY> (prefer that for tokens: flags show up in `ps`)",
     )
-    command.add_argument("--timeout", type=_seconds, default=60.0, help=timeout_help)
+    command.add_argument("--timeout", type=_seconds, default=None, help=timeout_help)
     retry = command.add_mutually_exclusive_group()
     retry.add_argument(
         "--attempts",
@@ -417,7 +458,15 @@ def _add_provider_options(command: argparse.ArgumentParser, timeout_help: str) -
 
 
 def _add_send_options(command: argparse.ArgumentParser) -> None:
-    _add_provider_options(command, "seconds for the whole send, retries and waits included")
+    _add_provider_options(
+        command, "seconds for the whole send, retries and waits included (default 60)"
+    )
+    command.add_argument(
+        "--config",
+        metavar="FILE.toml",
+        help="send through the providers of a TOML file, failing over in its order "
+        "(docs/configuration.md); --timeout and --attempts override its [router] options",
+    )
     command.add_argument("--reply-to", help="id of the message to quote")
     command.add_argument("--json", action="store_true", help="print the result as JSON")
     command.add_argument("to", help="recipient: phone number (+5511999990000) or chat id")

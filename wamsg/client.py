@@ -11,8 +11,9 @@ rate, pacing and sends in flight.
 from __future__ import annotations
 
 import logging
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -21,6 +22,7 @@ import msgspec
 from ._delivery import Progress, Sender, Target, valid_seconds
 from ._redact import redact
 from ._streams import prepare_media
+from .config import Config, ProviderConfig, load_config
 from .errors import (
     ConfigError,
     Outcome,
@@ -146,6 +148,66 @@ class Client(Sender):
         self._transport_enforces_timeouts = bool(getattr(transport, "enforces_timeouts", False))
         self._targets: tuple[Target, ...] = (self,)
         self._closed = False
+
+    # -- configuration (wamsg.config, docs/configuration.md) -------------------
+
+    @classmethod
+    def from_dsn(cls, dsn: str, **options: Any) -> Client:
+        """A client for the provider and settings a DSN describes.
+
+        ::
+
+            async with wamsg.Client.from_dsn("wuts://TOKEN@api.wuts.com.br") as client: ...
+
+        Args:
+            dsn: ``<provider>[+http|+https]://[user[:password]@]host[:port][/path][?k=v]``.
+            **options: the client's other keyword arguments (``transport``,
+                ``timeout``, ``retry``, ``limits``...).
+        """
+        return cls(ProviderConfig.from_dsn(dsn).create_adapter(), **options)
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, prefix: str = "WAMSG_", **options: Any
+    ) -> Client:
+        """A client configured by ``WAMSG_DSN``, or ``WAMSG_PROVIDER`` and ``WAMSG_<SETTING>``.
+
+        See :meth:`wamsg.ProviderConfig.from_env`; ``env`` defaults to
+        ``os.environ``, and ``options`` are the client's keyword arguments.
+        """
+        config = ProviderConfig.from_env(env, prefix=prefix)
+        return cls(config.create_adapter(), **options)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Config | ProviderConfig | str | os.PathLike[str],
+        name: str | None = None,
+        **options: Any,
+    ) -> Client:
+        """A client for one provider of a configuration file (:func:`wamsg.load_config`).
+
+        Args:
+            config: a :class:`~wamsg.Config`, a TOML file's path or text, or
+                a :class:`~wamsg.ProviderConfig`.
+            name: the provider's name in the file (default: the first in
+                its failover order).
+            **options: keyword arguments that override the file's
+                ``[providers.NAME.client]`` options (``transport``...).
+        """
+        if isinstance(config, ProviderConfig):
+            return cls(config.create_adapter(), **options)
+        if not isinstance(config, Config):
+            config = load_config(config)
+        key = config.failover[0] if name is None else name
+        in_file = config.client_options(key)
+        if "limits" in in_file:
+            try:
+                in_file["limits"] = Limits(**in_file["limits"])
+            except ConfigError as exc:
+                where = f"{config.source} [providers.{key}.client] limits"
+                raise ConfigError(f"{where}: {exc.message}") from None
+        return cls(config.provider(key).create_adapter(), **{**in_file, **options})
 
     @property
     def provider(self) -> str:

@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from ._delivery import Sender, Target
 from .client import Client, prepare_image
+from .config import Config, load_config
 from .errors import (
     AuthenticationError,
     ConfigError,
@@ -118,6 +121,33 @@ class Router(Sender):
         self._health = {id(c): _Health() for c in clients}
         self._forwards_keys = any(c.adapter.capabilities.client_message_id for c in clients)
         self._closed = False
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Config | str | os.PathLike[str],
+        *,
+        client_options: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Router:
+        """A router over a configuration file's providers, in its failover order.
+
+        ::
+
+            async with wamsg.Router.from_config("wamsg.toml") as router: ...
+
+        Args:
+            config: a :class:`~wamsg.Config`, or a TOML file's path or text
+                (:func:`wamsg.load_config`).
+            client_options: keyword arguments for every client, over the
+                file's ``[providers.NAME.client]`` options (``transport``...).
+            **options: keyword arguments that override the file's ``[router]``.
+        """
+        if not isinstance(config, Config):
+            config = load_config(config)
+        extra = dict(client_options or {})
+        clients = [Client.from_config(config, name, **extra) for name in config.failover]
+        return cls(clients, **{**config.router_options, **options})
 
     @property
     def provider(self) -> str:

@@ -1,12 +1,54 @@
-"""Checks for adapter settings, shared so that every adapter says the same thing."""
+"""Checks for adapter settings, shared so that every adapter says the same thing.
+
+Also :class:`DsnFormat`, an adapter's declaration of where its settings go in
+a DSN string (``wawp://INSTANCE:TOKEN@api.wawp.net``); the DSN parser itself
+is :mod:`wamsg.config`.
+"""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+import msgspec
+
 from ..errors import ConfigError
 
-__all__ = ["base_url_setting", "header_token_setting", "required_setting"]
+__all__ = ["DsnFormat", "base_url_setting", "header_token_setting", "required_setting"]
+
+
+class DsnFormat(msgspec.Struct, frozen=True, kw_only=True):
+    """Where an adapter's settings go in a DSN (``provider://user:password@host/path?k=v``).
+
+    An adapter declares one as a class attribute named ``dsn``::
+
+        class WawpAdapter:
+            dsn: ClassVar[DsnFormat] = DsnFormat(user="instance_id", password="access_token")
+
+    An adapter without one gets ``DsnFormat()``: no user or password part,
+    the URL setting (``base_url``) from the DSN's scheme, host, port and
+    path, and every other setting as a query parameter.
+
+    Attributes:
+        user: the setting held by the DSN's user part, if any.
+        password: the setting held by the password part (after ``user:``).
+            With ``user`` None it is written ``provider://:PASSWORD@host``.
+        url: the setting that the DSN's scheme, host, port and path form
+            (``https://host:port/path``); ignored when the adapter does not
+            take it, and then the DSN has no host.
+        secrets: settings to treat as secret (masked in every ``str`` and
+            ``repr`` of a config) besides those typed ``Secret`` in the
+            adapter's constructor.
+    """
+
+    user: str | None = None
+    password: str | None = None
+    url: str = "base_url"
+    secrets: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        names = [n for n in (self.user, self.password) if n is not None]
+        if len(set(names)) != len(names) or self.url in names:
+            raise ConfigError("DsnFormat: user, password and url must name different settings")
 
 
 def required_setting(provider: str, name: str, value: object) -> str:

@@ -58,7 +58,7 @@ from .base import (
     nonempty_str,
 )
 from .bodies import FilePart, multipart
-from .config import base_url_setting, required_setting
+from .config import DsnFormat, base_url_setting, required_setting
 
 __all__ = ["GowaAdapter"]
 
@@ -192,6 +192,8 @@ class GowaAdapter:
     """
 
     name: ClassVar[str] = "gowa"
+    #: ``gowa+http://USERNAME:PASSWORD@localhost:3000?device_id=...`` (docs/configuration.md).
+    dsn: ClassVar[DsnFormat] = DsnFormat(user="username", password="password")  # noqa: S106
     capabilities: ClassVar[Capabilities] = Capabilities(
         reply=True,
         mentions_text=True,

@@ -52,7 +52,7 @@ from .base import (
     loads,
 )
 from .bodies import json_with_base64
-from .config import base_url_setting, header_token_setting, required_setting
+from .config import DsnFormat, base_url_setting, header_token_setting, required_setting
 
 __all__ = ["WahaAdapter"]
 
@@ -169,6 +169,8 @@ class WahaAdapter:
     """
 
     name: ClassVar[str] = "waha"
+    #: ``waha+http://API_KEY@localhost:3000?session=default`` (docs/configuration.md).
+    dsn: ClassVar[DsnFormat] = DsnFormat(user="api_key")
     capabilities: ClassVar[Capabilities] = Capabilities(
         reply=True,
         mentions_text=True,

@@ -40,7 +40,7 @@ from ..http import HttpRequest, HttpResponse
 from ..models import Image, Message, SendResult
 from . import _waha
 from .base import HTTP_STATUS_RULES, Capabilities, ErrorRule, check_message, image_mimetype
-from .config import base_url_setting, required_setting
+from .config import DsnFormat, base_url_setting, required_setting
 
 __all__ = ["WawpAdapter"]
 
@@ -101,6 +101,8 @@ class WawpAdapter:
     """
 
     name: ClassVar[str] = "wawp"
+    #: ``wawp://INSTANCE_ID:ACCESS_TOKEN@api.wawp.net`` (docs/configuration.md).
+    dsn: ClassVar[DsnFormat] = DsnFormat(user="instance_id", password="access_token")  # noqa: S106
     capabilities: ClassVar[Capabilities] = Capabilities(
         reply=True,
         media_url=True,

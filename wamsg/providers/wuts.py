@@ -52,7 +52,7 @@ from .base import (
     unreadable_answer,
 )
 from .bodies import json_with_base64
-from .config import base_url_setting, header_token_setting
+from .config import DsnFormat, base_url_setting, header_token_setting
 
 __all__ = ["WutsAdapter"]
 
@@ -160,6 +160,8 @@ class WutsAdapter:
     """
 
     name: ClassVar[str] = "wuts"
+    #: ``wuts://TOKEN@api.wuts.com.br`` (docs/configuration.md).
+    dsn: ClassVar[DsnFormat] = DsnFormat(user="token")
     capabilities: ClassVar[Capabilities] = Capabilities(
         reply=True,
         mentions_text=True,

@@ -132,6 +132,17 @@ class Sandbox:
             raise ValueError("the sandbox is not being served; pass base_url")
         return handler.credentials(f"{root.rstrip('/')}/{provider}")
 
+    def dsn(self, provider: str, base_url: str | None = None) -> str:
+        """:meth:`credentials` as one DSN string (``WAMSG_DSN``, docs/configuration.md).
+
+        The sandbox's credentials are published examples, so they are shown:
+        ``wuts+http://sandbox-wuts-token@127.0.0.1:8026/wuts``.
+        """
+        from ..config import ProviderConfig
+
+        settings = self.credentials(provider, base_url)
+        return ProviderConfig(provider, **settings).to_dsn(reveal=True)
+
     def add_fault(self, fault: Fault) -> int:
         """Put a fault in force; returns its id."""
         return self.add_faults([fault])[0]
