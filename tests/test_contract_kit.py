@@ -7,6 +7,7 @@ fail with a message saying what is wrong.
 
 from __future__ import annotations
 
+import json
 import random
 import sys
 import textwrap
@@ -270,6 +271,30 @@ def test_an_error_that_shows_the_phone_number() -> None:
             )
 
     fails(contract.check_secrets, case(Blabber), match="shows the phone number")
+
+
+def test_a_config_that_shows_a_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from wamsg import DsnFormat
+    from wamsg import providers as registry
+
+    class Login(acme()):  # type: ignore[misc]
+        # "login" holds a credential, but is neither typed Secret nor named
+        # like one, and the DSN format does not list it as secret.
+        dsn = DsnFormat()
+
+        def __init__(self, *, login: str) -> None:
+            super().__init__(token=login)
+
+    golden = json.loads((GOLDENS / "text_basic.request.json").read_text())
+    golden["settings"] = {"login": TOKEN}
+    (tmp_path / "text_basic.request.json").write_text(json.dumps(golden))
+    monkeypatch.setattr(registry, "_registered", dict(registry._registered))
+    registry.register("acme", Login)
+    broken = AdapterCase(
+        provider="acme", goldens=tmp_path, settings={"login": TOKEN}, secrets=[TOKEN]
+    )
+    with pytest.raises(AssertionError, match="a masked config shows"):
+        contract.check_dsn(broken)
 
 
 def test_an_adapter_that_imports_an_io_library(

@@ -91,7 +91,9 @@ def test_its_own_suite_passes_the_contract_kit(site: Path) -> None:
         "TestAcmeContract::test_secrets",
         "TestAcmeContract::test_no_io_imports",
         "TestAcmeContract::test_identity",
+        "TestAcmeContract::test_dsn",
         "test_quirks.py::test_send_text_through_the_client",
+        "test_quirks.py::test_configured_by_a_dsn",
     ):
         assert f"PASSED tests/test_contract.py::{test}" in output or f"PASSED tests/{test}" in (
             output

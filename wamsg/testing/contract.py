@@ -26,6 +26,7 @@ pytest then runs, for that adapter:
   of :data:`STATUS_CONTRACT`, and nothing retryable may have been sent;
 * hostile and garbled bodies give a result or a wamsg error, nothing else;
 * no secret shows in a repr, an error, a plain header or a body;
+* the settings round-trip through a DSN (:class:`~wamsg.ProviderConfig`);
 * the adapter's code imports no HTTP, socket or async library.
 
 The checks are also plain functions (``check_*``), raising
@@ -76,6 +77,7 @@ __all__ = [
     "AdapterContract",
     "Expect",
     "check_capability",
+    "check_dsn",
     "check_garbage",
     "check_identity",
     "check_no_io_imports",
@@ -750,6 +752,36 @@ def _settings_errors(case: AdapterCase, secrets: Sequence[str]) -> list[str]:
     return leaks
 
 
+def check_dsn(case: AdapterCase) -> None:
+    """Each golden's settings round-trip through a DSN, masked when shown.
+
+    ``ProviderConfig(provider, **settings)`` written with
+    ``to_dsn(reveal=True)`` parses back to an equal config whose adapter
+    encodes the same request; ``str``, ``repr`` and the masked ``to_dsn()``
+    hold no secret. Skipped for an unregistered ``factory`` (a DSN names a
+    registered provider).
+    """
+    from ..config import ProviderConfig
+
+    if case.provider not in available():
+        return
+    samples = [dict(case.settings)]
+    samples += [goldens.load_golden(p)["settings"] for p in case.request_goldens()]
+    probe = Text(to=case.recipient, text="probe")
+    secrets = case.secret_values()
+    for settings in samples:
+        config = ProviderConfig(case.provider, **settings)
+        dsn = config.to_dsn(reveal=True)
+        again = ProviderConfig.from_dsn(dsn)
+        assert again == config, f"{config} did not round-trip through its DSN"
+        expected = goldens.request_to_dict(case.make(**settings).encode(probe))
+        got = goldens.request_to_dict(again.create_adapter().encode(probe))
+        assert got == expected, f"the adapter from {config} sends a different request"
+        shown = [str(config), repr(config), config.to_dsn(), repr(again)]
+        if found := [s for text in shown for s in _shows(text, secrets)]:
+            raise AssertionError(f"a masked config shows {sorted(set(found))}")
+
+
 def check_no_io_imports(case: AdapterCase) -> None:
     """The adapter's module (and what it imports) imports no I/O library."""
     factory = case.factory or get_adapter(case.provider)
@@ -819,6 +851,10 @@ class AdapterContract:
     def test_secrets(self) -> None:
         """No secret in any repr, error or plain field."""
         check_secrets(self.case)
+
+    def test_dsn(self) -> None:
+        """Settings round-trip through a DSN; configs are masked."""
+        check_dsn(self.case)
 
     def test_no_io_imports(self) -> None:
         """The adapter imports no I/O library."""

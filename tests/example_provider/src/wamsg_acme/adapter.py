@@ -22,6 +22,7 @@ import msgspec
 from wamsg import (
     Capabilities,
     ConfigError,
+    DsnFormat,
     HttpRequest,
     HttpResponse,
     Image,
@@ -81,6 +82,10 @@ class AcmeAdapter:
     """Acme Messaging: bearer token, JSON, images by URL."""
 
     name: ClassVar[str] = "acme"
+    #: ``acme://TOKEN@api.acme-messaging.example``: the token is the DSN's user
+    #: part. Without this line the generic form works too:
+    #: ``acme://api.acme-messaging.example?token=TOKEN``.
+    dsn: ClassVar[DsnFormat] = DsnFormat(user="token")
     capabilities: ClassVar[Capabilities] = Capabilities(
         reply=True,
         media_url=True,
