@@ -234,6 +234,44 @@ def test_a_token_in_a_plain_header() -> None:
     fails(contract.check_secrets, case(Plain), match="without Secret")
 
 
+def test_a_plain_header_derived_from_the_token() -> None:
+    import base64
+
+    class Basic(acme()):  # type: ignore[misc]
+        def encode(self, message: Message) -> HttpRequest:
+            request = super().encode(message)
+            basic = base64.b64encode(f"user:{self._token.reveal()}".encode()).decode()
+            return HttpRequest(
+                method="POST",
+                url=request.url,
+                headers=(("Authorization", f"Basic {basic}"),),
+                body=request.body,
+            )
+
+    fails(contract.check_secrets, case(Basic), match="header Authorization changes with the secret")
+
+
+def test_a_repr_with_a_slice_of_the_token() -> None:
+    class Slicer(acme()):  # type: ignore[misc]
+        def __repr__(self) -> str:
+            return f"Acme(token=...{self._token.reveal()[-5:]})"
+
+    fails(contract.check_secrets, case(Slicer), match=r"repr\(adapter\) changes with the secret")
+
+
+def test_a_token_in_the_body_needs_the_opt_in() -> None:
+    class InBody(acme()):  # type: ignore[misc]
+        def encode(self, message: Message) -> HttpRequest:
+            request = super().encode(message)
+            assert isinstance(request.body, bytes)
+            token = self._token.reveal().removeprefix("Bearer ")
+            body = request.body[:-1] + f', "token": "{token}"}}'.encode()
+            return HttpRequest(method="POST", url=request.url, headers=request.headers, body=body)
+
+    fails(contract.check_secrets, case(InBody), match="body holds")
+    contract.check_secrets(case(InBody, secret_in_body=True))
+
+
 def test_an_error_that_echoes_the_token() -> None:
     class Echo(acme()):  # type: ignore[misc]
         def decode(self, response: HttpResponse) -> SendResult:
@@ -322,6 +360,68 @@ def test_an_adapter_that_imports_an_io_library(
         case(Networked),
         match=r"acme_http.helpers': \['socket'\]",
     )
+
+
+def _module(root: Path, name: str, source: str) -> None:
+    (root / f"{name}.py").write_text(textwrap.dedent(source))
+
+
+def test_io_through_another_package_and_at_run_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.syspath_prepend(str(EXAMPLE / "src"))
+    # A helper library the adapter depends on opens sockets at import.
+    _module(tmp_path, "acme_helpers", "import socket\n")
+    _module(
+        tmp_path,
+        "acme_via_lib",
+        """
+        from acme_helpers import socket as _s
+        from wamsg_acme.adapter import AcmeAdapter
+
+        class ViaLib(AcmeAdapter):
+            pass
+        """,
+    )
+    # An import made by name at run time, which no source walk sees.
+    _module(
+        tmp_path,
+        "acme_dynamic",
+        """
+        import importlib
+        from wamsg_acme.adapter import AcmeAdapter
+
+        importlib.import_module("ht" + "tpx")
+
+        class Dynamic(AcmeAdapter):
+            pass
+        """,
+    )
+    # Imports for type checkers only never run: allowed.
+    _module(
+        tmp_path,
+        "acme_typed",
+        """
+        from typing import TYPE_CHECKING
+        from wamsg_acme.adapter import AcmeAdapter
+
+        if TYPE_CHECKING:
+            import httpx
+
+        class Typed(AcmeAdapter):
+            pass
+        """,
+    )
+    from acme_dynamic import Dynamic  # type: ignore[import-not-found]
+    from acme_typed import Typed  # type: ignore[import-not-found]
+    from acme_via_lib import ViaLib  # type: ignore[import-not-found]
+
+    fails(contract.check_no_io_imports, case(ViaLib), match=r"acme_helpers': \['socket'\]")
+    fails(contract.check_no_io_imports, case(Dynamic), match=r"importing acme_dynamic loads.*httpx")
+    contract.check_no_io_imports(case(Typed))
+    # A library the author vouches for is not walked.
+    contract.check_no_io_imports(case(ViaLib, trusted_imports=frozenset({"acme_helpers"})))
 
 
 def test_wamsg_client_counts_as_io() -> None:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 import anyio
@@ -43,9 +43,14 @@ from .._streams import iter_body
 from ..client import Client
 from ..errors import ConfigError, Disconnected
 from ..http import HttpRequest, HttpResponse, StreamBody
-from ..sandbox import Fault, Sandbox, running_sandbox
 from ..transports.mock import MockTransport
 from .goldens import MEDIA
+
+if TYPE_CHECKING:
+    from ..sandbox import Fault, Sandbox
+
+# The sandbox (aiohttp.web) is imported when first used, not with this
+# package: pytest imports wamsg.testing in every project that has wamsg.
 
 __all__ = [
     "MEDIA",
@@ -85,6 +90,8 @@ async def sandbox(
             "the served sandbox needs asyncio (it runs on aiohttp); "
             "use wamsg.testing.sandbox_client() for a socket-free sandbox on any backend"
         ) from None
+    from ..sandbox import running_sandbox
+
     async with running_sandbox(seed=seed, faults=faults, host=host, port=port) as (box, _):
         yield box
 
@@ -157,3 +164,11 @@ def sandbox_client(provider: str, box: Sandbox, **options: Any) -> Client:
     transport = sandbox_transport(box)
     settings = {**box.credentials(provider, SANDBOX_URL), **options}
     return Client(provider, transport=transport, **settings)
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Fault", "Sandbox"):
+        from .. import sandbox
+
+        return getattr(sandbox, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

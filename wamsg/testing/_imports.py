@@ -18,9 +18,13 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
-__all__ = ["IO_LIBRARIES", "io_imports"]
+__all__ = ["IO_LIBRARIES", "io_imports", "io_loaded_on_import"]
 
 #: Modules an adapter must not import: HTTP clients, sockets, event loops.
 IO_LIBRARIES = frozenset(
@@ -79,14 +83,49 @@ def _defining_module(package: str, name: str) -> str | None:
     return defined if isinstance(defined, str) else None
 
 
-def _imports(module: str, path: Path, is_package: bool) -> list[tuple[str, list[str]]]:
+def _is_type_checking(test: ast.expr) -> bool:
+    """``if TYPE_CHECKING:`` or ``if typing.TYPE_CHECKING:`` (never true at run time)."""
+    if isinstance(test, ast.Name):
+        return test.id == "TYPE_CHECKING"
+    return isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+
+
+_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+
+
+def _statements(tree: ast.AST, *, import_time: bool) -> list[ast.Import | ast.ImportFrom]:
+    """Every import in ``tree`` that can run: ``if TYPE_CHECKING:`` bodies are skipped.
+
+    With ``import_time``, only those that run when the module is imported
+    (not inside a function): how a library is judged, since the adapter
+    does not call every function of a library it uses.
+    """
+    found: list[ast.Import | ast.ImportFrom] = []
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            found.append(node)
+        elif isinstance(node, ast.If) and _is_type_checking(node.test):
+            todo.extend(node.orelse)
+            continue
+        elif import_time and isinstance(node, _FUNCTIONS):
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def _imports(
+    module: str, path: Path, is_package: bool, *, import_time: bool = False
+) -> list[tuple[str, list[str]]]:
     """``(module, names)`` for every import statement in the file, absolute."""
     here = module if is_package else module.rpartition(".")[0]
     found: list[tuple[str, list[str]]] = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in _statements(tree, import_time=import_time):
         if isinstance(node, ast.Import):
             found.extend((alias.name, []) for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
+        else:
             if node.level:
                 base = here.split(".")
                 base = base[: len(base) - node.level + 1]
@@ -98,13 +137,25 @@ def _imports(module: str, path: Path, is_package: bool) -> list[tuple[str, list[
     return found
 
 
-def io_imports(module: str) -> dict[str, list[str]]:
+def _followed(top: str, trusted: frozenset[str]) -> bool:
+    """Whether the walk goes into top-level package ``top``.
+
+    The standard library is not walked (its I/O modules are named in
+    :data:`IO_LIBRARIES`), nor are packages the caller trusts; every other
+    package, the adapter's own helpers on PyPI included, is (by the imports
+    that run when it is imported).
+    """
+    return top not in sys.stdlib_module_names and top not in trusted and not _forbidden(top)
+
+
+def io_imports(module: str, *, trusted: frozenset[str] = frozenset()) -> dict[str, list[str]]:
     """The I/O libraries each module reached from ``module`` imports.
 
     Returns ``{module: [library, ...]}`` for the offending modules only
-    (empty when ``module`` is sans-I/O). Modules of ``module``'s own
-    top-level package and of wamsg are followed; any other import is
-    checked against :data:`IO_LIBRARIES` and not followed.
+    (empty when ``module`` is sans-I/O). Imports are followed into every
+    package but the standard library and ``trusted`` ones (compiled
+    modules, which have no source, are not followed); imports under ``if
+    TYPE_CHECKING:`` never run and are ignored.
     """
     own = module.split(".")[0]
     follow = {own, "wamsg"}
@@ -123,8 +174,14 @@ def io_imports(module: str) -> dict[str, list[str]]:
         if located is None:
             continue
         path, is_package = located
-        for target, names in _imports(name, path, is_package):
-            if target.split(".")[0] not in follow:
+        # The adapter's own code and wamsg's are judged whole; a library by
+        # what runs when it is imported.
+        is_library = name.split(".")[0] not in {own, "wamsg"}
+        for target, names in _imports(name, path, is_package, import_time=is_library):
+            top = target.split(".")[0]
+            if top not in follow and _followed(top, trusted):
+                follow.add(top)
+            if top not in follow:
                 library = _forbidden(target) or next(
                     (lib for n in names if (lib := _forbidden(f"{target}.{n}"))), None
                 )
@@ -138,3 +195,37 @@ def io_imports(module: str) -> dict[str, list[str]]:
                 if defined is not None and defined.split(".")[0] in follow:
                     todo.append(defined)
     return {name: sorted(set(libs)) for name, libs in bad.items()}
+
+
+_PROBE = """
+import json, sys
+import wamsg, wamsg.providers
+before = set(sys.modules)
+import importlib
+importlib.import_module(sys.argv[1])
+print(json.dumps(sorted(set(sys.modules) - before)))
+"""
+
+
+def io_loaded_on_import(module: str) -> list[str]:
+    """I/O libraries that importing ``module`` loads, beyond what wamsg loads itself.
+
+    Run in a fresh interpreter with this one's ``sys.path``, so that imports made at run time
+    (``importlib.import_module("httpx")``) are seen too. wamsg's client
+    already loads aiohttp, anyio and asyncio: those cannot be told apart
+    here and are left to the static walk, :func:`io_imports`.
+    """
+    # The same path as this process: the module may have been put on it here.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    run = subprocess.run(  # noqa: S603 - our own interpreter and probe
+        [sys.executable, "-c", _PROBE, module],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if run.returncode != 0:
+        raise RuntimeError(f"importing {module} failed: {run.stderr.strip()[-500:]}")
+    loaded = json.loads(run.stdout.strip().splitlines()[-1])
+    return sorted({lib for name in loaded if (lib := _forbidden(name))})

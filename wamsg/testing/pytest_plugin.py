@@ -19,11 +19,17 @@ The adapter contract suite itself is a class to subclass:
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from ..sandbox import Sandbox, running_sandbox
 from ..transports.mock import Handler, MockTransport
+
+if TYPE_CHECKING:
+    from ..sandbox import Sandbox
+
+# The sandbox (aiohttp.web) is imported by its fixtures only: pytest loads
+# this plug-in in every project that has wamsg installed.
 
 __all__ = ["wamsg_mock_transport", "wamsg_sandbox", "wamsg_sandbox_server"]
 
@@ -31,12 +37,16 @@ __all__ = ["wamsg_mock_transport", "wamsg_sandbox", "wamsg_sandbox_server"]
 @pytest.fixture
 def wamsg_sandbox() -> Sandbox:
     """A sandbox gateway in memory, seeded for repeatable ids."""
+    from ..sandbox import Sandbox
+
     return Sandbox(seed=0)
 
 
 @pytest.fixture
 async def wamsg_sandbox_server(wamsg_sandbox: Sandbox) -> AsyncIterator[Sandbox]:
     """``wamsg_sandbox`` served on 127.0.0.1 for the duration of the test."""
+    from ..sandbox import running_sandbox
+
     async with running_sandbox(sandbox=wamsg_sandbox) as (box, _):
         yield box
 
