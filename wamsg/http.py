@@ -117,8 +117,11 @@ class HttpRequest(msgspec.Struct, frozen=True, kw_only=True):
         return {k: v.reveal() if isinstance(v, Secret) else v for k, v in self.headers}
 
     def __repr__(self) -> str:
+        # The path can hold the recipient (".../chats/5511999990000/messages"):
+        # masked like the query; any secret in it too, though none belongs there.
+        url = redact(self.url, self.secrets())
         query = "&".join(f"{k}={v if isinstance(v, Secret) else redact(v)}" for k, v in self.query)
-        where = f"{self.url}?{query}" if query else self.url
+        where = f"{url}?{query}" if query else url
         if isinstance(self.body, StreamBody | ComposedBody):
             body = f"stream({self.body.length} bytes)"
         else:

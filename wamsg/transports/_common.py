@@ -12,7 +12,9 @@ size caps by :func:`read_capped`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import re
+import ssl
+from collections.abc import AsyncIterator, Iterable
 from typing import ClassVar
 from urllib.parse import urlsplit
 
@@ -48,7 +50,11 @@ __all__ = [
     "open_body",
     "other_loop",
     "read_capped",
+    "response_headers",
     "timed_out",
+    "trust",
+    "unbuildable",
+    "unexpected",
     "user_agent",
     "where",
 ]
@@ -63,6 +69,41 @@ DEFAULT_MAX_ERROR_BODY = 64 * 1024
 KEEPALIVE_SECONDS = 4.0
 #: The install line for the httpx transport, quoted as users type it.
 INSTALL_HTTPX = "pip install 'wamsg[httpx]'"
+
+
+#: An HTTP method or header name (RFC 9110 §5.6.2 ``token``).
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: What a header value may hold: visible ASCII, spaces and tabs. No line
+#: breaks or other control characters (aiohttp refuses some at write time,
+#: h11 all), and no non-ASCII (aiohttp sends UTF-8, httpx refuses it).
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e]*")
+#: Response headers that hold one value (RFC 9110): repeated, the first one
+#: counts. Every other repeated header is joined with ", " (RFC 9110 §5.3).
+_SINGLETON_HEADERS = frozenset(
+    {
+        "age",
+        "content-length",
+        "content-location",
+        "content-type",
+        "date",
+        "etag",
+        "expires",
+        "last-modified",
+        "location",
+        "retry-after",
+        "server",
+    }
+)
+
+
+def trust() -> ssl.SSLContext:
+    """The TLS context of a session or client a transport creates: the system trust store.
+
+    The same for both libraries (aiohttp's default is this too; httpx's own
+    default would be certifi's bundle), so that switching transports changes
+    no certificate verdict. Pass your own session or client for another CA.
+    """
+    return ssl.create_default_context()
 
 
 def user_agent(library: str, version: str) -> str:
@@ -156,15 +197,57 @@ class BodySource:
             await closer()
 
 
+def _check_url(url: str) -> None:
+    """ConfigError unless ``url`` is an http(s) URL with a host (and a valid port).
+
+    The text never repeats the URL or any part of it: a mistyped URL can
+    hold a credential (``user:token@host`` reads as scheme ``user``).
+    """
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        raise ConfigError("invalid URL: it cannot be parsed (check its host and port)") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ConfigError("invalid URL: only http:// and https:// URLs can be sent")
+    if not parts.hostname:
+        raise ConfigError("invalid URL: it has no host")
+
+
+def _check_headers(headers: dict[str, str]) -> None:
+    """ConfigError for a header that cannot be sent as HTTP/1.1, naming it, never its value."""
+    for name, value in headers.items():
+        if not _TOKEN.fullmatch(name):
+            raise ConfigError("a request header name is not a valid HTTP token")
+        if not _FIELD_VALUE.fullmatch(value):
+            control = any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in value)
+            what = (
+                "a line break or another control character" if control else "a non-ASCII character"
+            )
+            raise ConfigError(
+                f"the {name} header cannot be sent: its value holds {what} "
+                "(check the setting or credential it comes from)"
+            )
+
+
 def open_body(request: HttpRequest) -> tuple[dict[str, str], BodySource | None]:
-    """The revealed headers, and a :class:`BodySource` for a streamed body.
+    """Check the request, then give its revealed headers and a :class:`BodySource`.
+
+    Everything either library would refuse while building the request (a
+    method that is not a token, a URL that is not http(s), a header that
+    cannot be written) is refused here, before any I/O and the same way for
+    both, with a :class:`~wamsg.ConfigError` (outcome ``not_sent``).
 
     Secrets are revealed here, for the library writing the request and
     nothing else. A streamed body of known length gets a Content-Length
     header: it is sent as is, not chunked, since some gateways refuse
     chunked uploads.
     """
+    if not _TOKEN.fullmatch(request.method):
+        raise ConfigError("the request method is not a valid HTTP token")
+    _check_url(request.url)
     headers = request.revealed_headers()
+    _check_headers(headers)
     body = request.body
     if isinstance(body, bytes):
         return headers, None
@@ -178,6 +261,24 @@ async def close_body(source: BodySource) -> None:
     """Close a streamed body; shielded, so a cancelled send still closes its file."""
     with anyio.CancelScope(shield=True):
         await source.aclose()
+
+
+def response_headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """An answer's headers, names lower-cased, each name once, the same for both libraries.
+
+    A repeated single-valued header (``Retry-After``, ``Content-Type``...)
+    keeps its first value; aiohttp would keep the last, httpx would join
+    them ("5, 5", which no longer reads as seconds). Any other repeated
+    header is joined with ", " (RFC 9110 §5.3).
+    """
+    headers: dict[str, str] = {}
+    for raw_name, value in pairs:
+        name = raw_name.lower()
+        if name not in headers:
+            headers[name] = value
+        elif name not in _SINGLETON_HEADERS:
+            headers[name] = f"{headers[name]}, {value}"
+    return headers
 
 
 def _body_error(error: BaseException) -> WamsgError:
@@ -262,6 +363,22 @@ def connect_failed(exc: BaseException, url: str) -> ConnectError:
 def invalid_url(exc: BaseException) -> ConfigError:
     """The request URL cannot be sent (bad syntax, unsupported scheme)."""
     return ConfigError(f"invalid URL: {detail(exc)}")
+
+
+def unbuildable(exc: BaseException, library: str) -> TransportError:
+    """The library failed to build or serialize the request: nothing was written."""
+    return TransportError(
+        f"the {library} could not build the request ({detail(exc)}); it was not sent",
+        outcome=Outcome.NOT_SENT,
+    )
+
+
+def unexpected(exc: BaseException, library: str) -> TransportError:
+    """Any other failure of the library, once the request may have gone out."""
+    return TransportError(
+        f"the {library} failed: {detail(exc)}; the message may have been sent",
+        outcome=Outcome.UNKNOWN,
+    )
 
 
 def closed_client(exc: BaseException, library: str) -> ConfigError:

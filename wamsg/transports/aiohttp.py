@@ -102,7 +102,7 @@ class AiohttpTransport(_common.PooledTransport):
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(
-                    limit=self._limit, keepalive_timeout=KEEPALIVE_SECONDS
+                    limit=self._limit, keepalive_timeout=KEEPALIVE_SECONDS, ssl=_common.trust()
                 ),
                 headers={"User-Agent": USER_AGENT},
                 raise_for_status=False,
@@ -147,11 +147,11 @@ class AiohttpTransport(_common.PooledTransport):
                 data, truncated = await self._read(resp)
                 return HttpResponse(
                     status=resp.status,
-                    headers={k.lower(): v for k, v in resp.headers.items()},
+                    headers=_common.response_headers(resp.headers.items()),
                     body=data,
                     truncated=truncated,
                 )
-        except (aiohttp.ClientError, TimeoutError, RuntimeError) as exc:
+        except Exception as exc:
             # Never chained: aiohttp's texts can hold the URL, query included.
             raise _common.failure(source, _map_error(exc, request.url)) from None
         finally:
@@ -181,6 +181,8 @@ def _map_error(exc: BaseException, url: str = "") -> WamsgError:
     The text is built from the exception's type and OS error only
     (:func:`wamsg.transports._common.detail`), never from ``str(exc)``.
     """
+    if isinstance(exc, WamsgError):  # already one (the body's own, say)
+        return exc
     # Connect failures (refused, DNS, TLS handshake, certificate pinning,
     # proxy refusal, connect timeout) happen before a byte of the request is
     # written: nothing was sent.
@@ -194,7 +196,7 @@ def _map_error(exc: BaseException, url: str = "") -> WamsgError:
         if isinstance(exc, aiohttp.ClientConnectorError):
             url = f"//{exc.host}:{exc.port}"  # where it connected: the proxy, if any
         return _common.connect_failed(exc, url)
-    if isinstance(exc, aiohttp.InvalidURL):
+    if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
         return _common.invalid_url(exc)
     if isinstance(exc, RuntimeError):
         # aiohttp: "Session is closed" when a shared session was closed by its owner.
@@ -204,4 +206,12 @@ def _map_error(exc: BaseException, url: str = "") -> WamsgError:
     # aiohttp raises a bare TimeoutError that does not say which phase it cut.
     if isinstance(exc, TimeoutError):
         return _common.timed_out(exc)
-    return _common.lost(exc)
+    if isinstance(exc, aiohttp.ClientError):
+        return _common.lost(exc)
+    if isinstance(exc, ValueError | TypeError | LookupError):
+        # aiohttp raises these (not ClientError) while it builds the request
+        # and serializes its head, before writing a byte: "Forbidden control
+        # character", a method or a body it cannot send. (_common.open_body
+        # refuses what is known; this is what it does not know.)
+        return _common.unbuildable(exc, "aiohttp session")
+    return _common.unexpected(exc, "aiohttp session")

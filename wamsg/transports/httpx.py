@@ -18,6 +18,9 @@ Where httpx differs from aiohttp, this module makes up for it:
 * httpx reads proxy settings, certificates and ``.netrc`` credentials from
   the environment by default; aiohttp does not. The client this transport
   creates does not either (pass your own client for that).
+* httpx verifies certificates with certifi's bundle by default; aiohttp
+  with the system trust store. The client this transport creates uses the
+  system store too (``_common.trust``).
 """
 
 from __future__ import annotations
@@ -117,6 +120,9 @@ class HttpxTransport(_common.PooledTransport):
                 headers={"User-Agent": USER_AGENT},
                 follow_redirects=False,
                 trust_env=False,
+                # The system trust store, as aiohttp's (httpx's own default
+                # would be certifi's bundle).
+                verify=_common.trust(),
             )
         elif self._client.is_closed:
             raise ConfigError("the httpx client was closed by its owner; it cannot send")
@@ -128,9 +134,10 @@ class HttpxTransport(_common.PooledTransport):
         headers, source = _common.open_body(request)
         if not any(name.lower() == "accept-encoding" for name in headers):
             headers["Accept-Encoding"] = _ACCEPT_ENCODING
+        built = False
         try:
             with anyio.fail_after(timeouts.total):
-                async with client.stream(
+                outgoing = client.build_request(
                     request.method,
                     request.url,
                     params=request.revealed_query() or None,
@@ -145,22 +152,26 @@ class HttpxTransport(_common.PooledTransport):
                         # Taking a connection from the pool is part of connecting.
                         pool=timeouts.connect,
                     ),
-                    # A redirected POST would turn into a GET; a send API that
-                    # redirects is misconfigured, and the caller should see it.
-                    follow_redirects=False,
-                ) as response:
+                )
+                built = True
+                # A redirected POST would turn into a GET; a send API that
+                # redirects is misconfigured, and the caller should see it.
+                response = await client.send(outgoing, stream=True, follow_redirects=False)
+                try:
                     cap = self._cap(response.status_code)
                     async with contextlib.aclosing(_answer(response)) as chunks:
                         data, truncated = await _common.read_capped(chunks, cap)
                     return HttpResponse(
                         status=response.status_code,
-                        headers=dict(response.headers.items()),
+                        headers=_common.response_headers(response.headers.multi_items()),
                         body=data,
                         truncated=truncated,
                     )
+                finally:
+                    await response.aclose()
         except Exception as exc:
             # Never chained: httpx exceptions hold the request, query included.
-            raise _common.failure(source, _map_error(exc, request.url)) from None
+            raise _common.failure(source, _map_error(exc, request.url, built=built)) from None
         finally:
             if source is not None:
                 await _common.close_body(source)
@@ -260,10 +271,12 @@ async def _close(iterator: AsyncIterator[bytes]) -> None:
         await closer()
 
 
-def _map_error(exc: BaseException, url: str) -> WamsgError:
+def _map_error(exc: BaseException, url: str, *, built: bool = True) -> WamsgError:
     """The wamsg error for an httpx failure, with the outcome it implies.
 
-    The text holds the exception's type and OS error only, never ``str(exc)``.
+    ``built`` is False when httpx failed while building the request, before
+    any I/O. The text holds the exception's type and OS error only, never
+    ``str(exc)``.
     """
     if isinstance(exc, WamsgError):  # already one (the body's own, say)
         return exc
@@ -312,7 +325,6 @@ def _map_error(exc: BaseException, url: str) -> WamsgError:
         return Disconnected(f"the answer could not be read: {_common.detail(exc)}")
     if isinstance(exc, httpx.TransportError):
         return _common.lost(exc)
-    return TransportError(
-        f"the httpx client failed: {_common.detail(exc)}; the message may have been sent",
-        outcome=Outcome.UNKNOWN,
-    )
+    if not built:
+        return _common.unbuildable(exc, "httpx client")
+    return _common.unexpected(exc, "httpx client")
