@@ -483,3 +483,22 @@ def test_providers_lists_each_dsn_form() -> None:
     assert "gowa[+http]://[USERNAME:PASSWORD@]HOST[:PORT][/PATH][?device_id=DEVICE_ID]" in (
         done.stdout
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (("--set", "SeCrEt42xyzAbC==", "+5511999990000", "hi"), {"WAMSG_PROVIDER": "wuts"}),
+        (
+            ("+5511999990000", "hi"),
+            {"WAMSG_PROVIDER": "waha", "WAMSG_BASE_URL": "http://[SeCrEt42xyzAbC]"},
+        ),
+    ],
+)
+def test_a_token_in_the_wrong_place_is_not_echoed(
+    args: tuple[str, ...], env: dict[str, str]
+) -> None:
+    done = run("send-text", *args, env=env)
+    assert done.returncode == 2, done.stderr
+    assert "SeCrEt42xyz" not in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr

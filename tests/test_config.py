@@ -1070,3 +1070,72 @@ def test_the_docs_error_table(dsn: str, message: str) -> None:
         ProviderConfig.from_dsn(dsn)
     start = message.split("...")[0]
     assert str(info.value).startswith(start)
+
+
+# -- from the review: nothing pasted in the wrong place is echoed -------------
+
+SECRET_LIKE = "SeCrEt42xyzAbC"
+
+
+def _no_secret_anywhere(error: BaseException) -> None:
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = f"{current!s} {current!r} {current.args!r} {vars(current)!r}"
+        assert SECRET_LIKE not in text, text
+        current = current.__cause__ or current.__context__
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        f"http://[{SECRET_LIKE}]",
+        f"http://{SECRET_LIKE}\uff20x.com",  # a fullwidth @: urlsplit refuses it, quoting it
+        f"http://[{SECRET_LIKE}]:80",
+        f"http://h:{SECRET_LIKE}",
+        "http://[example.com]",
+    ],
+)
+def test_a_bad_base_url_is_a_config_error_that_shows_nothing(base_url: str) -> None:
+    with pytest.raises(wamsg.ConfigError, match="waha: base_url") as info:
+        wamsg.ProviderConfig("waha", base_url=base_url)
+    _no_secret_anywhere(info.value)
+    with pytest.raises(wamsg.ConfigError, match="waha: base_url") as direct:
+        wamsg.create_adapter("waha", base_url=base_url)
+    _no_secret_anywhere(direct.value)
+
+
+def test_a_bracketed_ipv6_base_url_is_kept() -> None:
+    config = wamsg.ProviderConfig("waha", base_url="http://[::1]:3000")
+    assert str(config) == "waha+http://[::1]:3000"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"wuts://{SECRET_LIKE}@api.wuts.com.br",
+        f'providers.a.dsn = "wuts://{SECRET_LIKE}@api.wuts.com.br"',
+    ],
+)
+def test_load_config_does_not_echo_what_looks_like_a_dsn(text: str) -> None:
+    with pytest.raises(wamsg.ConfigError, match="looks like a DSN or TOML text") as info:
+        wamsg.load_config(text)
+    _no_secret_anywhere(info.value)
+
+
+def test_unknown_setting_names_are_shown_only_when_they_look_like_names() -> None:
+    with pytest.raises(wamsg.ConfigError) as info:
+        wamsg.Client("waha", **{SECRET_LIKE: "x"})
+    _no_secret_anywhere(info.value)
+    with pytest.raises(wamsg.ConfigError, match="'colour'"):
+        wamsg.Client("waha", base_url="http://h", colour="x")
+
+
+@pytest.mark.parametrize("name", ["client_key", "license_key", "auth", "bearer", "api_key"])
+def test_one_rule_for_secret_setting_names(name: str) -> None:
+    from wamsg.providers.config import looks_secret
+
+    assert looks_secret(name)
+    assert not looks_secret("device_id")
+    assert not looks_secret("session")

@@ -39,6 +39,7 @@ from .errors import ConfigError, InvalidMessage, Outcome, WamsgError
 from .hooks import Hooks
 from .models import Image, Media, SendResult, Text
 from .providers import available, get_adapter
+from .providers.config import shown_name
 from .retry import NO_RETRY, RetryPolicy
 
 __all__ = ["main"]
@@ -126,7 +127,8 @@ def _client_config(args: argparse.Namespace, env: Mapping[str, str]) -> Provider
     for key in flags:
         if key not in known:
             raise ConfigError(
-                f"{provider}: unknown setting {key!r}; it takes {', '.join(sorted(known))}"
+                f"{provider}: unknown setting {shown_name(key)}; "
+                f"it takes {', '.join(sorted(known))}"
             )
     settings = {**env_settings(provider, env), **flags}
     for setting in known.values():

@@ -51,7 +51,7 @@ from .errors import ConfigError
 from .providers import available, get_adapter
 from .providers import create_adapter as _create_adapter
 from .providers.base import Adapter
-from .providers.config import DsnFormat, base_url_setting
+from .providers.config import DsnFormat, base_url_setting, looks_secret, shown_name
 from .retry import RetryPolicy
 
 __all__ = [
@@ -72,10 +72,8 @@ Place = Literal["user", "password", "url", "query"]
 
 #: A setting whose name says it is a credential is masked even when its
 #: adapter does not type it ``Secret``: masking a non-secret is the safe mistake.
-_SECRET_NAME = re.compile(r"token|secret|passw|api_?key|credential|private", re.IGNORECASE)
 #: Setting names are echoed in errors only in this shape (a token pasted in
 #: the wrong place is not).
-_SHOWN_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -149,7 +147,7 @@ class _Spec:
             self.settings[p.name] = Setting(
                 name=p.name,
                 required=required,
-                secret=typed_secret or p.name in declared.secrets or _looks_secret(p.name),
+                secret=typed_secret or p.name in declared.secrets or looks_secret(p.name),
                 place=places.get(p.name, "query"),
                 default=None if required else p.default,
             )
@@ -164,7 +162,7 @@ class _Spec:
 
     def unlisted(self, name: str, place: Place = "query") -> Setting:
         """A setting a factory taking ``**settings`` gets without naming it."""
-        secret = name in self.fmt.secrets or _looks_secret(name)
+        secret = name in self.fmt.secrets or looks_secret(name)
         return Setting(name=name, required=False, secret=secret, place=place)
 
     def setting(self, name: str, *, in_dsn: bool = False) -> Setting:
@@ -196,13 +194,11 @@ class _Spec:
         return f"the DSN's {setting.place} part ({dsn_form(self.name)})"
 
 
-def _looks_secret(name: str) -> bool:
-    return bool(_SECRET_NAME.search(name))
+#: A file name shown in errors: plain path characters only.
+_PATH_SHOWN = re.compile(r"[\w./~+\-]{1,200}")
 
 
-def _shown(name: object) -> str:
-    """``name`` quoted when it looks like a setting name; else not shown (it may be a token)."""
-    return repr(name) if isinstance(name, str) and _SHOWN_NAME.fullmatch(name) else "(not shown)"
+_shown = shown_name
 
 
 def _names(names: Iterable[str]) -> str:
@@ -1011,7 +1007,18 @@ def load_config(
         source, text = "<config>", path_or_text
     else:
         path = Path(path_or_text)
-        source = str(path)
+        # Error messages name the file only when its name cannot be a secret:
+        # a DSN or a line of TOML passed here by mistake would hold one.
+        source = str(path) if _PATH_SHOWN.fullmatch(str(path)) else "the config file"
+        looks_inline = isinstance(path_or_text, str) and any(
+            mark in path_or_text for mark in ("://", "=", "@")
+        )
+        if looks_inline and not path.is_file():
+            raise ConfigError(
+                "load_config() got a string that looks like a DSN or TOML text, not a "
+                "file path (not shown): use ProviderConfig.from_dsn() for a DSN, or "
+                "pass TOML text with a newline"
+            )
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -1083,7 +1090,7 @@ def _entry(section: str, table: dict[str, Any], env: Mapping[str, str]) -> Provi
         raise ConfigError(f"{section} provider: {exc.message}") from None
     values: dict[str, str] = {}
     for key, value in settings.items():
-        field = f"{section} {key if _SHOWN_NAME.fullmatch(key) else '(a key not shown)'}"
+        field = f"{section} {key if shown_name(key) != '(not shown)' else '(a key not shown)'}"
         if not isinstance(value, str):
             raise ConfigError(f"{field}: must be a string")
         try:

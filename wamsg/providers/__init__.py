@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 from ..errors import ConfigError
 from .base import Adapter, Capabilities
+from .config import shown_name
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -176,7 +177,8 @@ def create_adapter(name: str, **settings: Any) -> Adapter:
     unknown = [key for key in settings if key not in params]
     if unknown and not takes_any:
         raise ConfigError(
-            f"{name}: unknown setting(s) {', '.join(sorted(unknown))}; it takes {', '.join(names)}"
+            f"{name}: unknown setting(s) {', '.join(sorted(map(shown_name, unknown)))}; "
+            f"it takes {', '.join(names)}"
         )
     missing = [
         n

@@ -7,13 +7,22 @@ is :mod:`wamsg.config`.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+import ipaddress
+import re
+from urllib.parse import SplitResult, urlsplit
 
 import msgspec
 
 from ..errors import ConfigError
 
-__all__ = ["DsnFormat", "base_url_setting", "header_token_setting", "required_setting"]
+__all__ = [
+    "DsnFormat",
+    "base_url_setting",
+    "header_token_setting",
+    "looks_secret",
+    "required_setting",
+    "shown_name",
+]
 
 
 class DsnFormat(msgspec.Struct, frozen=True, kw_only=True):
@@ -61,8 +70,8 @@ def required_setting(provider: str, name: str, value: object) -> str:
 def base_url_setting(provider: str, value: object) -> str:
     """An http(s) base URL, without a trailing slash, query or credentials."""
     url = required_setting(provider, "base_url", value).rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    parts = _split(url)
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         # The value itself is not echoed: a misplaced URL may carry a token.
         raise ConfigError(
             f"{provider}: base_url must be an http(s) URL such as https://api.example.com"
@@ -74,7 +83,54 @@ def base_url_setting(provider: str, value: object) -> str:
     # query is refused too (a base URL has no use for one).
     if parts.username or parts.password or "@" in url.split("?", 1)[0]:
         raise ConfigError(f"{provider}: base_url must not hold credentials; pass them as settings")
+    try:
+        port_ok = parts.port != 0
+    except ValueError:  # its text quotes the port: not kept either
+        port_ok = False
+    if not port_ok:
+        raise ConfigError(f"{provider}: base_url has a bad port (a number 1-65535)")
     return url
+
+
+def _split(url: str) -> SplitResult | None:
+    """``url`` split, or None when urlsplit refuses it.
+
+    urlsplit raises ValueError quoting the URL (a bad IPv6 literal, a host
+    that changes under NFKC normalisation); that text may hold a token
+    pasted into the setting, so the error is dropped here and raised anew,
+    without it and without the original in ``__context__``.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.hostname and parts.netloc.rpartition("@")[2].startswith("["):
+        # urlsplit accepts "[example.com]" and returns "example.com".
+        try:
+            ipaddress.IPv6Address(parts.hostname.partition("%")[0])
+        except ValueError:
+            return None
+    return parts
+
+
+#: Setting names that hold credentials: masked wherever a config is shown,
+#: and looked for by the contract kit.
+_SECRET_NAME = re.compile(r"token|key|secret|passw|auth|bearer|credential|private", re.I)
+
+
+#: A setting name as errors show it; anything else may be a token typed in
+#: the wrong place (``--set TOKEN==``) and is not echoed.
+_SHOWN_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+def shown_name(name: object) -> str:
+    """``name`` quoted when it looks like a setting name, else ``(not shown)``."""
+    return repr(name) if isinstance(name, str) and _SHOWN_NAME.fullmatch(name) else "(not shown)"
+
+
+def looks_secret(name: str) -> bool:
+    """Whether a setting called ``name`` holds a credential (the one rule for all of wamsg)."""
+    return bool(_SECRET_NAME.search(name))
 
 
 def header_token_setting(provider: str, name: str, value: str) -> None:
