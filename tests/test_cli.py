@@ -502,3 +502,26 @@ def test_a_token_in_the_wrong_place_is_not_echoed(
     assert done.returncode == 2, done.stderr
     assert "SeCrEt42xyz" not in done.stdout + done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(("command", "code"), [("providers", 1), ("send-text", 3)])
+def test_an_unexpected_error_prints_its_type_only(
+    command: str, code: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from wamsg import cli
+
+    def boom(*_: object) -> int:
+        raise RuntimeError("token=SeCrEt42 to +5511999990000")
+
+    monkeypatch.setattr(cli, "_providers", boom)
+    monkeypatch.setattr(cli, "_send", boom)
+    argv = [command] if command == "providers" else [
+        command, "--provider", "wawp", "+5511999990000", "hi",
+    ]  # fmt: skip
+    assert cli.main(argv) == code  # a send may have gone out: unknown (3)
+    err = capsys.readouterr().err
+    assert "RuntimeError" in err
+    assert "SeCrEt42" not in err
+    assert "999990000" not in err
+    with pytest.raises(RuntimeError):
+        cli.main(["--debug", *argv])

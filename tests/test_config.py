@@ -1139,3 +1139,49 @@ def test_one_rule_for_secret_setting_names(name: str) -> None:
     assert looks_secret(name)
     assert not looks_secret("device_id")
     assert not looks_secret("session")
+
+
+# -- follow-ups from the issue 7 review ---------------------------------------
+
+
+class AccountAdapter(PlainAdapter):
+    """A gateway whose DSN user part is an account that has a default."""
+
+    dsn: ClassVar[DsnFormat] = DsnFormat(user="account", password="token")
+
+    def __init__(self, *, base_url: str, token: str, account: str = "main") -> None:
+        super().__init__(base_url=base_url, token=token)
+        self.account = account
+
+
+def test_a_user_setting_with_a_default_may_be_left_out() -> None:
+    wamsg.register("account_gateway", AccountAdapter)
+    config = ProviderConfig("account_gateway", base_url="https://gw.example", token="T0k")
+    dsn = config.to_dsn(reveal=True)
+    assert dsn.startswith("account_gateway://main:T0k@")
+    assert ProviderConfig.from_dsn(dsn) == config
+    assert "T0k" not in config.to_dsn()
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        f"wawp://instance:{SECRET_LIKE}%ff@",  # not UTF-8 once decoded
+        f"waha://{SECRET_LIKE}%ff@localhost:3000",
+    ],
+)
+def test_undecodable_dsn_parts_chain_nothing(dsn: str) -> None:
+    with pytest.raises(ConfigError, match="not UTF-8") as info:
+        ProviderConfig.from_dsn(dsn)
+    assert info.value.__context__ is None
+    _no_secret_anywhere(info.value)
+
+
+def test_brackets_hold_only_an_ipv6_address() -> None:
+    with pytest.raises(ConfigError, match="not an IPv6 address"):
+        ProviderConfig.from_dsn("waha://k@[abc]:3000")
+    with pytest.raises(ConfigError, match="waha: base_url"):
+        ProviderConfig("waha", base_url="http://[1::2::3]")
+    assert (
+        ProviderConfig.from_dsn("waha://k@[::1]:3000").settings["base_url"] == "https://[::1]:3000"
+    )

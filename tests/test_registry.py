@@ -296,3 +296,48 @@ def test_names_that_cannot_be_asked_for_are_ignored(
     registry.reload_providers()
     assert "has-dash" not in wamsg.available()
     assert "1bad" not in wamsg.available()
+
+
+@pytest.mark.parametrize("name", ["x" * 33, "wawp\u00e9", "\u212aelvin", "Kelvin\u212a"])
+def test_names_a_dsn_cannot_hold_are_refused(name: str) -> None:
+    # A DSN's scheme holds ASCII only and at most 32 characters here; "\u212a"
+    # (KELVIN SIGN) lower-cases to an ASCII "k" and must not slip through.
+    with pytest.raises(ConfigError, match="provider name must be"):
+        wamsg.register(name, EchoAdapter)
+
+
+@pytest.mark.parametrize("name", [123, None, b"wawp"])
+def test_provider_names_that_are_not_text(name: Any) -> None:
+    with pytest.raises(ConfigError, match="provider"):
+        wamsg.create_adapter(name)
+
+
+@pytest.mark.usefixtures("fresh_discovery")
+def test_ignored_entry_points_are_named_in_the_unknown_provider_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dist_info(tmp_path, "wamsg-odd", "1", {GROUP: {"has-dash": "x:Y"}})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry.reload_providers()
+    with pytest.raises(ConfigError, match=r"ignored entry points.*'has-dash' \(from wamsg-odd 1\)"):
+        registry.get_adapter("nosuch")
+
+
+@pytest.mark.usefixtures("fresh_discovery")
+def test_one_broken_plugin_does_not_hide_the_others_in_the_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from wamsg.cli import main
+
+    dist_info(tmp_path, "wamsg-broken", "0.1", {GROUP: {"broken": "no_such_module_xyz:Adapter"}})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry.reload_providers()
+    assert main(["providers"]) == 0
+    out, err = capsys.readouterr()
+    rows = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    assert "ModuleNotFoundError" in rows["broken"]
+    for name in ("wawp", "waha", "gowa", "wuts"):
+        assert "error" not in rows[name]
+        assert f"  {name}" in out.split("docs/configuration.md):")[1]
+    assert "broken" not in out.split("docs/configuration.md):")[1]
+    assert "1 provider(s) failed to load" in err

@@ -15,7 +15,10 @@ Exit codes: 0 sent; 1 not sent (refused by the gateway or not delivered to
 it: safe to fix and retry); 2 bad usage, input or configuration (nothing
 sent); 3 outcome unknown (the gateway may have the message: check before
 sending again); 130 interrupted. ``send-bulk`` exits with the worst of its
-rows: 3 if any is unknown, else 1 if any failed, else 0.
+rows: 3 if any is unknown, else 1 if any failed, else 0. An unexpected
+error (a bug) prints only its type, never its message (``--debug`` shows
+the traceback), and exits 3 from a send command (it may have gone out),
+else 1.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from .config import ProviderConfig, dsn_form, env_settings, provider_settings
 from .errors import ConfigError, InvalidMessage, Outcome, WamsgError
 from .hooks import Hooks
 from .models import Image, Media, SendResult, Text
-from .providers import available, get_adapter
+from .providers import Capabilities, available, get_adapter
 from .providers.config import shown_name
 from .retry import NO_RETRY, RetryPolicy
 
@@ -151,6 +154,11 @@ def _exit_code(exc: WamsgError) -> int:
     return EXIT_NOT_SENT
 
 
+def _unexpected_exit(command: str) -> int:
+    """The exit code after an unexpected error: a send may have gone out (3)."""
+    return EXIT_UNKNOWN if command.startswith("send-") else EXIT_NOT_SENT
+
+
 def _print_result(result: SendResult, as_json: bool) -> None:
     if as_json:
         # Masked like every other output (stdout ends up in logs); short_id,
@@ -218,37 +226,65 @@ def _image_message(args: argparse.Namespace) -> Image:
     return Image(to=args.to, image=source, caption=args.caption, reply_to=args.reply_to)
 
 
+_MAX_LOAD_ERROR = 160  # characters of a broken plug-in's load error shown in its row
+
+
+def _provider_row(name: str) -> tuple[str, ...]:
+    """``name``'s row of the ``wamsg providers`` table (raises ConfigError if it won't load)."""
+    factory = get_adapter(name)
+    caps = getattr(factory, "capabilities", None)
+    if not isinstance(caps, Capabilities):
+        raise ConfigError(f"provider {name!r} has no capabilities (a wamsg.Capabilities)")
+    ways = [w for w, ok in (("url", caps.media_url), ("upload", caps.media_upload),
+                            ("base64", caps.media_base64)) if ok]  # fmt: skip
+    features = [f for f, ok in (("reply", caps.reply), ("mentions", caps.mentions_text),
+                                ("view-once", caps.view_once),
+                                ("client-id", caps.client_message_id)) if ok]  # fmt: skip
+    size = f"{caps.max_media_bytes // (1024 * 1024)} MiB" if caps.max_media_bytes else "-"
+    settings = [
+        f"{s.name}{'' if s.required else '?'}{'*' if s.secret else ''}"
+        for s in provider_settings(name)
+    ]
+    return (
+        name,
+        str(caps.max_text_chars or "-"),
+        "/".join(ways) or "-",
+        ",".join(sorted(t.removeprefix("image/") for t in caps.image_types)),
+        size,
+        ",".join(features) or "-",
+        " ".join(settings),
+    )
+
+
 def _providers(args: argparse.Namespace) -> int:
-    rows = []
+    """Print every provider's capabilities and settings; a broken plug-in gets its error."""
+    rows: list[tuple[str, ...]] = []
+    working: list[str] = []
+    broken = 0
     for name in available():
-        caps = get_adapter(name).capabilities  # type: ignore[attr-defined]
-        ways = [w for w, ok in (("url", caps.media_url), ("upload", caps.media_upload),
-                                ("base64", caps.media_base64)) if ok]  # fmt: skip
-        features = [f for f, ok in (("reply", caps.reply), ("mentions", caps.mentions_text),
-                                    ("view-once", caps.view_once),
-                                    ("client-id", caps.client_message_id)) if ok]  # fmt: skip
-        size = f"{caps.max_media_bytes // (1024 * 1024)} MiB" if caps.max_media_bytes else "-"
-        settings = [
-            f"{s.name}{'' if s.required else '?'}{'*' if s.secret else ''}"
-            for s in provider_settings(name)
-        ]
-        rows.append(
-            (
-                name,
-                str(caps.max_text_chars or "-"),
-                "/".join(ways) or "-",
-                ",".join(sorted(t.removeprefix("image/") for t in caps.image_types)),
-                size,
-                ",".join(features) or "-",
-                " ".join(settings),
-            )
-        )
+        try:
+            rows.append(_provider_row(name))
+        except ConfigError as exc:
+            # The registry's own text (the plug-in's module and package and
+            # the import error's type and message): no user setting in it.
+            reason = exc.message
+            if len(reason) > _MAX_LOAD_ERROR:
+                reason = reason[: _MAX_LOAD_ERROR - 3] + "..."
+            rows.append((name, "-", "-", "-", "-", "-", f"error: {reason}"))
+            broken += 1
+            continue
+        working.append(name)
     header = ("provider", "text max", "image by", "types", "image max", "features", "settings")
     print(_table(rows, header))
     print("\nsettings: ? optional, * secret; set with --set KEY=VALUE or WAMSG_<KEY>")
     print("\nor all in one DSN (--dsn or WAMSG_DSN; docs/configuration.md):")
-    for name in available():
+    for name in working:
         print(f"  {dsn_form(name)}")
+    if broken:
+        print(
+            f"wamsg: {broken} provider(s) failed to load; the others work (see the table)",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 
@@ -635,6 +671,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _exit_code(exc)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug, or a library's error wamsg did not map
+        if args.debug:
+            raise
+        # Only the type: the message of an unexpected error may quote a
+        # setting (a token pasted into a URL) or a phone number.
+        print(
+            f"wamsg: unexpected error ({type(exc).__name__}); "
+            "run again with --debug for the traceback",
+            file=sys.stderr,
+        )
+        return _unexpected_exit(args.command)
     return EXIT_USAGE  # pragma: no cover - argparse rejects unknown commands
 
 

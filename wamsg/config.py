@@ -34,6 +34,7 @@ no HTTP or async library; :func:`load_config` reads its file.
 from __future__ import annotations
 
 import inspect
+import ipaddress
 import math
 import os
 import re
@@ -70,10 +71,14 @@ Place = Literal["user", "password", "url", "query"]
 
 # -- what a provider takes ------------------------------------------------------
 
-#: A setting whose name says it is a credential is masked even when its
-#: adapter does not type it ``Secret``: masking a non-secret is the safe mistake.
-#: Setting names are echoed in errors only in this shape (a token pasted in
-#: the wrong place is not).
+# A setting whose name says it is a credential (looks_secret) is masked even
+# when its adapter does not type it ``Secret``: masking a non-secret is the
+# safe mistake. Unknown setting names are echoed in errors only when they look
+# like one (shown_name): a token pasted in the wrong place is not.
+#
+# No error raised here chains another (``__context__``): a UnicodeDecodeError
+# or urlsplit's ValueError holds the text it failed on, so each is raised after
+# its ``except`` block has ended.
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -98,7 +103,9 @@ class _Spec:
 
     def __init__(self, provider: str) -> None:
         if not isinstance(provider, str):
-            raise ConfigError(f"a provider name is a string, not {type(provider).__name__}")
+            raise ConfigError(
+                f"provider must be a name (str) such as 'wawp', not {type(provider).__name__}"
+            )
         factory = get_adapter(provider)  # unknown names: the installed ones are listed
         self.name = provider.strip().lower()
         declared = getattr(factory, "dsn", None)
@@ -174,12 +181,13 @@ class _Spec:
             query = [s.name for s in self.settings.values() if s.place == "query"]
             takes = f"it takes {_names(query)} there" if query else "it takes none"
             raise ConfigError(
-                f"{self.name}: unknown setting {_shown(name)} in DSN query; {takes}: "
+                f"{self.name}: unknown setting {shown_name(name)} in DSN query; {takes}: "
                 f"{dsn_form(self.name)}"
             )
         if not self.takes_any:
             raise ConfigError(
-                f"{self.name}: unknown setting {_shown(name)}; it takes {', '.join(self.settings)}"
+                f"{self.name}: unknown setting {shown_name(name)}; "
+                f"it takes {', '.join(self.settings)}"
             )
         if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
             raise ConfigError(f"{self.name}: setting names are identifiers, like device_id")
@@ -198,9 +206,6 @@ class _Spec:
 _PATH_SHOWN = re.compile(r"[\w./~+\-]{1,200}")
 
 
-_shown = shown_name
-
-
 def _names(names: Iterable[str]) -> str:
     listed = list(names)
     return listed[0] if len(listed) == 1 else ", ".join(listed[:-1]) + " and " + listed[-1]
@@ -212,7 +217,9 @@ def provider_settings(provider: str) -> tuple[Setting, ...]:
     A setting is secret when its constructor parameter is typed with
     :class:`~wamsg.Secret`, when the adapter's
     :class:`~wamsg.providers.config.DsnFormat` lists it in ``secrets``, or
-    when its name says so (``token``, ``password``, ``secret``, ``api_key``...).
+    when its name says so (:func:`~wamsg.providers.config.looks_secret`:
+    ``token``, ``key``, ``secret``, ``passw``, ``auth``, ``bearer``,
+    ``credential`` or ``private`` anywhere in it).
     """
     return tuple(_Spec(provider).settings.values())
 
@@ -256,13 +263,24 @@ def dsn_form(provider: str) -> str:
 # -- URLs -------------------------------------------------------------------------
 
 _HOST_CHARS = re.compile(r"[\w.~-]+")
-_IPV6_CHARS = re.compile(r"[0-9a-f:.]+")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
+def _is_ipv6(host: str) -> bool:
+    """Whether ``host`` is an IPv6 address (without a ``%zone``)."""
+    if "%" in host:
+        return False
+    try:
+        ipaddress.IPv6Address(host)
+    except ValueError:  # its text quotes the host; not kept
+        return False
+    return True
+
+
 def _check_host(provider: str, name: str, host: str) -> None:
-    pattern = _IPV6_CHARS if ":" in host else _HOST_CHARS
-    if not pattern.fullmatch(host):
+    """A host name or an IPv4 address, or an IPv6 address when it holds a ':'."""
+    ok = _is_ipv6(host) if ":" in host else bool(_HOST_CHARS.fullmatch(host))
+    if not ok:
         raise ConfigError(
             f"{provider}: {name} has a bad host (a name, an IPv4 address or an [IPv6] address)"
         )
@@ -315,8 +333,11 @@ def _clean(spec: _Spec, setting: Setting, value: object) -> str | None:
         )
     try:
         value.encode()
+        encodable = True
     except UnicodeEncodeError:  # a lone surrogate: no DSN, header or body can hold it
-        raise ConfigError(f"{spec.name}: {setting.name} is not valid Unicode text") from None
+        encodable = False  # the error holds the value: raised without it
+    if not encodable:
+        raise ConfigError(f"{spec.name}: {setting.name} is not valid Unicode text")
     if setting.place == "url":
         url = _normal_url(spec.name, setting.name, value)
         return None if url == spec.url_default else url
@@ -369,8 +390,14 @@ class ProviderConfig:
             verb = "is" if len(missing) == 1 else "are"
             raise ConfigError(f"{spec.name}: {_names(missing)} {verb} required")
         user, password = spec.fmt.user, spec.fmt.password
-        if user is not None and password in kept and user not in kept:
-            # The DSN could not say it: user:password@ with no user.
+        if (
+            user is not None
+            and password in kept
+            and user not in kept
+            and not isinstance(spec.settings[user].default, str)
+        ):
+            # The DSN could not say it: user:password@ with no user. A user
+            # setting with a default is written as that default (to_dsn).
             raise ConfigError(f"{spec.name}: {password} is set, so {user} is required too")
         object.__setattr__(self, "_provider", spec.name)
         object.__setattr__(self, "_settings", kept)
@@ -406,12 +433,14 @@ class ProviderConfig:
             ConfigError: naming the variable that is missing or invalid.
         """
         env = os.environ if env is None else env
+        failure: str | None = None
         dsn = env.get(f"{prefix}DSN", "").strip()
         if dsn:
             try:
                 return cls.from_dsn(dsn)
             except ConfigError as exc:
-                raise ConfigError(f"{prefix}DSN: {exc.message}") from None
+                failure = exc.message
+            raise ConfigError(f"{prefix}DSN: {failure}")
         provider = env.get(f"{prefix}PROVIDER", "").strip()
         if not provider:
             raise ConfigError(
@@ -422,13 +451,17 @@ class ProviderConfig:
         try:
             spec = _Spec(provider)
         except ConfigError as exc:
-            raise ConfigError(f"{prefix}PROVIDER: {exc.message}") from None
+            failure = exc.message
+        if failure is not None:
+            raise ConfigError(f"{prefix}PROVIDER: {failure}")
         settings = env_settings(spec.name, env, prefix=prefix)
         for name, value in settings.items():
             try:
                 _clean(spec, spec.settings[name], value)
             except ConfigError as exc:
-                raise ConfigError(f"{prefix}{name.upper()}: {exc.message}") from None
+                failure = exc.message
+            if failure is not None:
+                raise ConfigError(f"{prefix}{name.upper()}: {failure}")
         missing = [s for s in spec.settings.values() if s.required and s.name not in settings]
         if missing:
             raise ConfigError(
@@ -499,6 +532,11 @@ class ProviderConfig:
             )
         user = text(spec.fmt.user) if spec.fmt.user is not None else None
         password = text(spec.fmt.password) if spec.fmt.password is not None else None
+        if user is None and password is not None and spec.fmt.user is not None:
+            # A password needs a user in the DSN: the user setting's default.
+            default = spec.settings[spec.fmt.user].default
+            if isinstance(default, str):
+                user = quote(default, safe="") if reveal else quote(redact(default), safe="*")
         userinfo = ""
         if user is not None or password is not None:
             userinfo = (user or "") + (f":{password}" if password is not None else "") + "@"
@@ -571,9 +609,11 @@ def _decode(provider: str, what: str, raw: str, expand: Callable[[str], str] | N
             f"{provider}: the DSN's {what} has a '%' that is not a percent-escape; write '%' as %25"
         )
     try:
-        value = unquote(raw, errors="strict")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{provider}: the DSN's {what} is not UTF-8 once decoded") from None
+        value: str | None = unquote(raw, errors="strict")
+    except UnicodeDecodeError:  # it holds the bytes: raised without it
+        value = None
+    if value is None:
+        raise ConfigError(f"{provider}: the DSN's {what} is not UTF-8 once decoded")
     return expand(value) if expand is not None else value
 
 
@@ -584,6 +624,8 @@ def _host_port(provider: str, raw: str) -> tuple[str, int | None]:
             raise ConfigError(f"{provider}: the DSN's [IPv6] host has no closing ']'")
         if rest and not rest.startswith(":"):
             raise ConfigError(f"{provider}: the DSN has text after its [IPv6] host")
+        if not _is_ipv6(host):
+            raise ConfigError(f"{provider}: the DSN's [host] in brackets is not an IPv6 address")
         port_text = rest[1:] if rest else None
     else:
         host, colon, port_text_ = raw.partition(":")
@@ -787,14 +829,15 @@ def _retry(where: str, value: object) -> RetryPolicy:
     for key in value:
         if key not in _RETRY_FIELDS:
             raise ConfigError(
-                f"{where}: unknown option {_shown(key)}; it takes {', '.join(_RETRY_FIELDS)}"
+                f"{where}: unknown option {shown_name(key)}; it takes {', '.join(_RETRY_FIELDS)}"
             )
     try:
         return msgspec.convert(value, RetryPolicy)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+        failure = str(exc)
     except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc.message}") from None
+        failure = exc.message
+    raise ConfigError(f"{where}: {failure}")
 
 
 def _limits(where: str, value: object) -> dict[str, Any]:
@@ -804,7 +847,7 @@ def _limits(where: str, value: object) -> dict[str, Any]:
     for key, item in value.items():
         if key not in _LIMITS_FIELDS:
             raise ConfigError(
-                f"{where}: unknown option {_shown(key)}; it takes {', '.join(_LIMITS_FIELDS)}"
+                f"{where}: unknown option {shown_name(key)}; it takes {', '.join(_LIMITS_FIELDS)}"
             )
         if key in ("pace", "recipient_pace"):
             if not (
@@ -828,7 +871,7 @@ def _options(where: str, value: object, allowed: Sequence[str]) -> dict[str, Any
         field = f"{where} {key}"
         if key not in allowed:
             raise ConfigError(
-                f"{where}: unknown option {_shown(key)}; it takes {', '.join(allowed)}"
+                f"{where}: unknown option {shown_name(key)}; it takes {', '.join(allowed)}"
             )
         if key in _SECONDS:
             options[key] = _seconds(field, item)
@@ -1009,7 +1052,7 @@ def load_config(
         path = Path(path_or_text)
         # Error messages name the file only when its name cannot be a secret:
         # a DSN or a line of TOML passed here by mistake would hold one.
-        source = str(path) if _PATH_SHOWN.fullmatch(str(path)) else "the config file"
+        source = str(path) if _PATH_SHOWN.fullmatch(str(path)) else "(not shown)"
         looks_inline = isinstance(path_or_text, str) and any(
             mark in path_or_text for mark in ("://", "=", "@")
         )
@@ -1019,21 +1062,28 @@ def load_config(
                 "file path (not shown): use ProviderConfig.from_dsn() for a DSN, or "
                 "pass TOML text with a newline"
             )
+        failure: str | None = None
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise ConfigError(f"config file {source} not found") from None
+            failure = f"config file {source} not found"
         except (OSError, UnicodeDecodeError) as exc:
             reason = getattr(exc, "strerror", None) or type(exc).__name__
-            raise ConfigError(f"cannot read config file {source}: {reason}") from None
+            failure = f"cannot read config file {source}: {reason}"
+        if failure is not None:  # raised here: the OSError holds the path
+            raise ConfigError(failure)
+    toml_error: str | None = None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+        toml_error = f"{source}: not valid TOML: {exc}"
+    if toml_error is not None:  # raised here: the TOML error may hold the text
+        raise ConfigError(toml_error)
     for key in data:
         if key not in _TOP_KEYS:
             raise ConfigError(
-                f"{source}: unknown key {_shown(key)} at the top; it takes {', '.join(_TOP_KEYS)}"
+                f"{source}: unknown key {shown_name(key)} at the top; "
+                f"it takes {', '.join(_TOP_KEYS)}"
             )
     tables = data.get("providers")
     if not isinstance(tables, dict) or not tables:
@@ -1066,6 +1116,7 @@ def load_config(
 
 def _entry(section: str, table: dict[str, Any], env: Mapping[str, str]) -> ProviderConfig:
     settings = {k: v for k, v in table.items() if k not in _ENTRY_KEYS}
+    failure: str | None = None
     if "dsn" in table:
         if "provider" in table or settings:
             raise ConfigError(f"{section}: give either dsn, or provider and its settings, not both")
@@ -1078,7 +1129,8 @@ def _entry(section: str, table: dict[str, Any], env: Mapping[str, str]) -> Provi
         except ConfigError as exc:
             if exc.message.startswith(section):
                 raise
-            raise ConfigError(f"{section} dsn: {exc.message}") from None
+            failure = exc.message
+        raise ConfigError(f"{section} dsn: {failure}")
     name = table.get("provider")
     if not isinstance(name, str):
         raise ConfigError(
@@ -1087,10 +1139,13 @@ def _entry(section: str, table: dict[str, Any], env: Mapping[str, str]) -> Provi
     try:
         spec = _Spec(_expander(f"{section} provider", env)(name))
     except ConfigError as exc:
-        raise ConfigError(f"{section} provider: {exc.message}") from None
+        failure = exc.message
+    if failure is not None:
+        raise ConfigError(f"{section} provider: {failure}")
     values: dict[str, str] = {}
     for key, value in settings.items():
-        field = f"{section} {key if shown_name(key) != '(not shown)' else '(a key not shown)'}"
+        shown = shown_name(key)
+        field = f"{section} {key if shown != '(not shown)' else '(a key not shown)'}"
         if not isinstance(value, str):
             raise ConfigError(f"{field}: must be a string")
         try:
@@ -1100,8 +1155,11 @@ def _entry(section: str, table: dict[str, Any], env: Mapping[str, str]) -> Provi
         except ConfigError as exc:
             if exc.message.startswith(field):
                 raise
-            raise ConfigError(f"{field}: {exc.message}") from None
+            failure = exc.message
+        if failure is not None:
+            raise ConfigError(f"{field}: {failure}")
     try:
         return ProviderConfig(spec.name, **values)
     except ConfigError as exc:
-        raise ConfigError(f"{section}: {exc.message}") from None
+        failure = exc.message
+    raise ConfigError(f"{section}: {failure}")

@@ -24,6 +24,7 @@ from .config import shown_name
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "PROVIDER_NAME",
     "Adapter",
     "Capabilities",
     "available",
@@ -53,9 +54,35 @@ _registered: dict[str, AdapterFactory] = {}
 #: Entry points loaded so far, by name.
 _loaded: dict[str, AdapterFactory] = {}
 
-#: What a provider name looks like (short, as registered names are); any
-#: other value is not echoed in errors: it may be a token passed by mistake.
-_NAME_SHAPE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
+#: The rule for a provider name, as a DSN's scheme can hold it: a lower-case
+#: ASCII letter first, then lower-case ASCII letters, digits or underscores,
+#: at most 32 characters in all. Names are case-insensitive: an entry point's
+#: or register()'s name is lower-cased (ASCII only) before it is checked.
+#: Entry points with other names are ignored (and listed in the unknown-provider
+#: error); register() refuses them. A name asked for that does not fit is not
+#: echoed in errors: it may be a token passed by mistake.
+PROVIDER_NAME: re.Pattern[str] = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+#: How many characters of a package-declared name an error shows.
+_SHOWN_CHARS = 40
+
+
+def _canonical(name: object) -> str | None:
+    """``name`` lower-cased if it fits :data:`PROVIDER_NAME`, else None."""
+    if not isinstance(name, str) or not name.isascii():
+        return None  # str.lower() maps some non-ASCII letters to ASCII ones ("\u212a")
+    key = name.lower()
+    return key if PROVIDER_NAME.fullmatch(key) else None
+
+
+def _cut(text: str) -> str:
+    """``text`` cut to a length an error message can carry."""
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
+
+
+def _short(text: str) -> str:
+    """``text`` cut, then quoted."""
+    return repr(_cut(text))
 
 
 class _Source(NamedTuple):
@@ -66,6 +93,9 @@ class _Source(NamedTuple):
 
 
 _sources: dict[str, list[_Source]] | None = None
+#: Entry points skipped because their names do not fit PROVIDER_NAME:
+#: (name as declared, package), shown in the unknown-provider error.
+_ignored: list[tuple[str, str]] = []
 
 
 def _discover() -> dict[str, list[_Source]]:
@@ -73,12 +103,15 @@ def _discover() -> dict[str, list[_Source]]:
     global _sources
     if _sources is None:
         found: dict[str, list[_Source]] = {}
+        ignored: list[tuple[str, str]] = []
         for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            name = entry.name.strip().lower()
-            if not _NAME_SHAPE.fullmatch(name):
-                continue  # not a name Client(...) could ask for
             dist = entry.dist
             package = f"{dist.name} {dist.version}" if dist is not None else "unknown package"
+            name = _canonical(entry.name.strip())
+            if name is None:  # not a name Client(...) or a DSN could ask for
+                if (entry.name, package) not in ignored:
+                    ignored.append((entry.name, package))
+                continue
             source = _Source(entry.value, package)
             # One distribution can be seen twice on sys.path (an editable
             # install beside a build): the same target is one provider.
@@ -86,6 +119,7 @@ def _discover() -> dict[str, list[_Source]]:
                 found.setdefault(name, []).append(source)
         for name, target in _BUILTINS.items():
             found.setdefault(name, [_Source(target, "wamsg (source tree)")])
+        _ignored[:] = ignored
         _sources = found
     return _sources
 
@@ -94,18 +128,29 @@ def reload_providers() -> None:
     """Forget discovered entry points, so that packages installed since are found."""
     global _sources
     _sources = None
+    _ignored.clear()
     _loaded.clear()
 
 
 def register(name: str, factory: AdapterFactory) -> None:
     """Make an adapter available by name (``Client(name, ...)``) in this process.
 
-    It wins over an installed provider of the same name. Packages should
-    declare an entry point instead, so that every process finds them.
+    ``name`` follows :data:`PROVIDER_NAME` (``acme``, ``acme_v2``; case does
+    not matter), as an entry point's does. It wins over an installed
+    provider of the same name. Packages should declare an entry point
+    instead, so that every process finds them.
+
+    Raises:
+        ConfigError: a name that does not fit the rule.
     """
-    if not name or not name.isidentifier():
-        raise ConfigError(f"provider name must be an identifier, got {name!r}")
-    _registered[name.lower()] = factory
+    key = _canonical(name)
+    if key is None:
+        shown = _short(name) if isinstance(name, str) else type(name).__name__
+        raise ConfigError(
+            "provider name must be a lower-case ASCII letter, then letters, digits or "
+            f"underscores, at most 32 characters (as in a DSN's scheme), got {shown}"
+        )
+    _registered[key] = factory
 
 
 def available() -> list[str]:
@@ -135,19 +180,28 @@ def get_adapter(name: str) -> AdapterFactory:
     """The adapter class (or factory) registered under ``name``.
 
     Raises:
-        ConfigError: no such provider (the message lists the installed ones),
-            two packages declare the name, or its module fails to import.
+        ConfigError: ``name`` is not a str; no such provider (the message
+            lists the installed ones, and entry points ignored for their
+            names), two packages declare the name, or its module fails to
+            import.
     """
+    if not isinstance(name, str):
+        raise ConfigError(
+            f"provider must be a name (str) such as 'wawp', not {type(name).__name__}"
+        )
     key = name.strip().lower()
     if key in _registered:
         return _registered[key]
     if key in _loaded:
         return _loaded[key]
-    sources = _discover().get(key)
+    found = _discover()
+    canonical = _canonical(name.strip())
+    sources = found.get(key) if canonical is not None else None
     if not sources:
-        shown = repr(name) if _NAME_SHAPE.fullmatch(name.strip()) else "(not shown)"
+        shown = repr(canonical) if canonical is not None else "(not shown)"
         raise ConfigError(
             f"unknown provider {shown}; installed providers: {', '.join(available())}"
+            + _ignored_note()
         )
     if len(sources) > 1:
         raise ConfigError(
@@ -160,13 +214,29 @@ def get_adapter(name: str) -> AdapterFactory:
     return factory
 
 
+def _ignored_note() -> str:
+    """The entry points skipped for their names, for the unknown-provider error."""
+    if not _ignored:
+        return ""
+    listed = [f"{_short(name)} (from {_cut(package)})" for name, package in _ignored[:5]]
+    more = f" and {len(_ignored) - 5} more" if len(_ignored) > 5 else ""
+    return (
+        f"; ignored entry points with invalid names: {', '.join(listed)}{more} "
+        "(a name is a lower-case letter, then letters, digits or underscores)"
+    )
+
+
 def create_adapter(name: str, **settings: Any) -> Adapter:
     """Create the adapter registered under ``name`` from its settings.
 
-    Unknown or missing settings raise :class:`~wamsg.ConfigError` naming the
-    settings the provider takes.
+    Raises:
+        ConfigError: ``name`` is not a str or no installed provider (see
+            :func:`get_adapter`); unknown or missing settings, naming the
+            settings the provider takes (an unknown name is shown only when
+            it looks like a setting name).
     """
     factory = get_adapter(name)
+    name = name.strip().lower()
     try:
         signature = inspect.signature(factory)
     except (TypeError, ValueError):  # pragma: no cover - builtins without signatures

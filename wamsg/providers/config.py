@@ -120,16 +120,29 @@ _SECRET_NAME = re.compile(r"token|key|secret|passw|auth|bearer|credential|privat
 
 #: A setting name as errors show it; anything else may be a token typed in
 #: the wrong place (``--set TOKEN==``) and is not echoed.
-_SHOWN_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+_SHOWN_NAME = re.compile(r"[a-z_][a-z0-9_]{0,31}")
 
 
 def shown_name(name: object) -> str:
-    """``name`` quoted when it looks like a setting name, else ``(not shown)``."""
+    """``name`` quoted when it looks like a setting name, else ``(not shown)``.
+
+    A setting name is a short lower-case identifier (``[a-z_][a-z0-9_]*``, at
+    most 32 characters). Anything else may be a token typed in the wrong
+    place, so errors naming an unknown setting, option or key show it this way.
+    """
     return repr(name) if isinstance(name, str) and _SHOWN_NAME.fullmatch(name) else "(not shown)"
 
 
 def looks_secret(name: str) -> bool:
-    """Whether a setting called ``name`` holds a credential (the one rule for all of wamsg)."""
+    """Whether a setting called ``name`` holds a credential, by its name alone.
+
+    True when the name holds ``token``, ``key``, ``secret``, ``passw``,
+    ``auth``, ``bearer``, ``credential`` or ``private``, in any case
+    (``api_key``, ``client_key``, ``Authorization``). This is the one rule
+    for all of wamsg: :mod:`wamsg.config` masks such settings even when the
+    adapter does not type them ``Secret`` (masking a non-secret is the safe
+    mistake). Sans-I/O.
+    """
     return bool(_SECRET_NAME.search(name))
 
 
