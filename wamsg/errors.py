@@ -59,6 +59,12 @@ __all__ = [
     "TransportError",
     "UnsupportedFeature",
     "WamsgError",
+    "WebhookError",
+    "WebhookPayloadError",
+    "WebhookReplay",
+    "WebhookSignatureInvalid",
+    "WebhookSignatureMissing",
+    "WebhookVerificationUnsupported",
 ]
 
 
@@ -280,3 +286,49 @@ class IdempotencyInFlight(IdempotencyError):
     """
 
     retryable = True
+
+
+class WebhookError(WamsgError):
+    """An inbound webhook could not be accepted (wamsg.webhooks).
+
+    Attributes:
+        provider: the gateway the webhook claims to come from.
+    """
+
+    def __init__(self, message: str, *, provider: str = "") -> None:
+        super().__init__(message)
+        self.provider = provider
+
+
+class WebhookSignatureMissing(WebhookError):
+    """The webhook carries no signature (or URL token) although a secret is configured.
+
+    Answer 401. The message names the header that was expected, never a value.
+    """
+
+
+class WebhookSignatureInvalid(WebhookError):
+    """The webhook's signature (or URL token) does not match the secret.
+
+    Answer 401: the body was changed, the secret is wrong, or the request
+    was not sent by the gateway. Nothing of the body or signature is shown.
+    """
+
+
+class WebhookReplay(WebhookSignatureInvalid):
+    """A correctly signed webhook whose signed time is outside the tolerance (a replay)."""
+
+
+class WebhookVerificationUnsupported(WebhookError, ConfigError):
+    """wamsg cannot verify this gateway's signatures yet (WUTS: scheme unconfirmed).
+
+    Raised instead of guessing a scheme; ``parse`` still works. Protect the
+    endpoint another way (a secret URL token, a custom header) meanwhile.
+    """
+
+
+class WebhookPayloadError(WebhookError):
+    """The webhook body is not a JSON object, so no event can be read from it (answer 400).
+
+    Unknown events never raise: they parse as ``kind="other"`` events.
+    """
