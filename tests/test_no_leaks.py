@@ -33,6 +33,8 @@ Masked numbers (``+55*********00``) are fine.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import logging
 import pickle
@@ -682,11 +684,71 @@ async def test_configuration_objects_and_requests(
 
 
 # --------------------------------------------------------------------------
+# Webhooks: refusals, events and the receiver's logs
+# --------------------------------------------------------------------------
+
+HOOK_KEY = "wh-SECRET-5678901234/+="
+
+
+async def test_webhook_refusals_and_events(leaks: Leaks) -> None:
+    from wamsg import webhooks
+
+    jid = f"{PHONE.lstrip('+')}@s.whatsapp.net"
+    body = json.dumps(
+        {
+            "event": "message",
+            "device_id": jid,
+            "payload": {"id": "3EB0AA", "chat_id": jid, "from": jid, "body": f"call {PHONE}"},
+        }
+    ).encode()
+    mac = hmac.new(HOOK_KEY.encode(), body, hashlib.sha256).hexdigest()
+    wrong = {"X-Hub-Signature-256": f"sha256={mac[:-1]}0"}
+    for headers, expected in (
+        ({}, errors.WebhookSignatureMissing),
+        (wrong, errors.WebhookSignatureInvalid),
+    ):
+        with pytest.raises(expected) as caught:
+            webhooks.verify("gowa", headers, body, secret=HOOK_KEY)
+        leaks.error("gowa webhook", caught.value)
+    stale = "1000000000000"
+    v2 = hmac.new(HOOK_KEY.encode(), f"{stale}.".encode() + body, hashlib.sha512)
+    headers = {
+        "X-Webhook-Hmac": v2.hexdigest(),
+        "X-Webhook-Hmac-Algorithm": "sha512",
+        "X-Webhook-Hmac-Version": "2",
+        "X-Webhook-Timestamp": stale,
+    }
+    with pytest.raises(errors.WebhookReplay) as replay:
+        webhooks.verify("waha", headers, body, secret=HOOK_KEY)
+    leaks.error("waha v2 webhook", replay.value)
+    with pytest.raises(errors.WebhookVerificationUnsupported) as unsupported:
+        webhooks.verify("wuts", {}, body, secret=HOOK_KEY)
+    leaks.error("wuts webhook", unsupported.value)
+    with pytest.raises(errors.WebhookPayloadError) as payload:
+        webhooks.parse("gowa", {}, f"<p>{HOOK_KEY} {PHONE}</p>".encode())
+    leaks.error("gowa webhook body", payload.value)
+    for event in webhooks.parse("gowa", {}, body):
+        leaks.render("webhook event", event, pickles=False)
+
+    async def fails(event: webhooks.Event) -> None:
+        raise RuntimeError(f"could not save {PHONE} with {HOOK_KEY}")
+
+    receiver = webhooks.WebhookReceiver("gowa", secret=HOOK_KEY, on_event=fails)
+    leaks.render("receiver", receiver)
+    refused = await receiver.accept(wrong, body)
+    leaks.render("refused", refused)
+    accepted = await receiver.accept({"X-Hub-Signature-256": f"sha256={mac}"}, body)
+    await receiver.deliver(accepted)
+    leaks.render("failure", receiver.failed[0].error)
+    leaks.logs()
+
+
+# --------------------------------------------------------------------------
 # Did the tests above meet every error class?
 # --------------------------------------------------------------------------
 
 #: Error classes no code raises as such, only as their subclasses.
-_ONLY_AS_SUBCLASSES = {errors.IdempotencyError}
+_ONLY_AS_SUBCLASSES = {errors.IdempotencyError, errors.WebhookError}
 
 #: Which test above raises (and renders) each error class, exactly.
 COVERED: dict[type[wamsg.WamsgError], str] = {
@@ -706,6 +768,11 @@ COVERED: dict[type[wamsg.WamsgError], str] = {
     errors.ConfigError: "test_errors_before_any_io",
     errors.TransportError: "test_a_broken_transport_and_adapter",
     errors.ProviderError: "test_a_broken_transport_and_adapter",
+    errors.WebhookSignatureMissing: "test_webhook_refusals_and_events",
+    errors.WebhookSignatureInvalid: "test_webhook_refusals_and_events",
+    errors.WebhookReplay: "test_webhook_refusals_and_events",
+    errors.WebhookVerificationUnsupported: "test_webhook_refusals_and_events",
+    errors.WebhookPayloadError: "test_webhook_refusals_and_events",
 }
 
 
