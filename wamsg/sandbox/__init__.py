@@ -16,15 +16,19 @@ from __future__ import annotations
 from .faults import Fault, parse_fault
 from .outbox import Outbox, StoredMessage
 from .server import Reply, RequestRecord, Sandbox, build_app, running_sandbox
+from .webhooks import DeliveryRecord, WebhookTarget, parse_webhook_option
 
 __all__ = [
+    "DeliveryRecord",
     "Fault",
     "Outbox",
     "Reply",
     "RequestRecord",
     "Sandbox",
     "StoredMessage",
+    "WebhookTarget",
     "build_app",
     "parse_fault",
+    "parse_webhook_option",
     "running_sandbox",
 ]

@@ -21,6 +21,22 @@ kind           what the client sees                           stored?
                read, with no answer: the client cannot know
 ============== ============================================== ==========
 
+Webhook kinds act on the webhooks the sandbox sends (wamsg/sandbox/webhooks.py,
+docs/webhooks.md §5.4) and never on a gateway request; ``event`` narrows them
+to one receipt (``sent``, ``delivered``, ``read``) or to ``message``:
+
+======================== ==========================================================
+kind                     what the webhook receiver sees
+======================== ==========================================================
+``duplicate``            the same bytes again, 0-50 ms (scaled) after the first copy
+``concurrent_duplicate`` two identical deliveries at once, on separate connections
+``early_receipt``        the delivered receipt (gowa: delivered and read) arrives,
+                         and is awaited, before the send is answered (gowa#726)
+``reorder``              read before delivered
+``bad_signature``        a signature computed over other bytes (signed targets only)
+``missing_receipt``      one receipt is never sent
+======================== ==========================================================
+
 Randomness is per fault, seeded from the sandbox seed, the rule itself and
 how many identical rules were added before it (since the last clear). So
 with a seed, the same sequence of requests meets the same faults whatever
@@ -34,16 +50,63 @@ import itertools
 import math
 import random
 import threading
+from collections.abc import Callable, Collection
 from typing import Literal
 
 import msgspec
 
 from ..http import HttpRequest
 
-__all__ = ["Fault", "FaultKind", "FaultSet", "parse_fault"]
+__all__ = [
+    "WEBHOOK_EVENTS",
+    "WEBHOOK_KINDS",
+    "Fault",
+    "FaultKind",
+    "FaultSet",
+    "parse_fault",
+]
 
-FaultKind = Literal["rate_limit", "server_error", "auth", "slow", "drop"]
-_KINDS: tuple[str, ...] = ("rate_limit", "server_error", "auth", "slow", "drop")
+FaultKind = Literal[
+    "rate_limit",
+    "server_error",
+    "auth",
+    "slow",
+    "drop",
+    "duplicate",
+    "concurrent_duplicate",
+    "early_receipt",
+    "reorder",
+    "bad_signature",
+    "missing_receipt",
+]
+#: The kinds that act on outgoing webhooks, never on gateway requests.
+WEBHOOK_KINDS: frozenset[str] = frozenset(
+    {
+        "duplicate",
+        "concurrent_duplicate",
+        "early_receipt",
+        "reorder",
+        "bad_signature",
+        "missing_receipt",
+    }
+)
+#: What a webhook fault's ``event`` may name: a receipt status, or an incoming message.
+WEBHOOK_EVENTS: tuple[str, ...] = ("sent", "delivered", "read", "message")
+# Kinds decided per message (not per webhook), where ``event`` means nothing.
+_PER_MESSAGE_KINDS = frozenset({"early_receipt", "reorder"})
+_KINDS: tuple[str, ...] = (
+    "rate_limit",
+    "server_error",
+    "auth",
+    "slow",
+    "drop",
+    "duplicate",
+    "concurrent_duplicate",
+    "early_receipt",
+    "reorder",
+    "bad_signature",
+    "missing_receipt",
+)
 _DEFAULTS: dict[str, object] = {"probability": 1.0, "delay": 0.0}
 
 
@@ -59,6 +122,8 @@ class Fault(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
         status: the status of a ``server_error`` (500-599).
         retry_after: seconds for the ``Retry-After`` header.
         delay: seconds a ``slow`` answer waits.
+        event: for webhook kinds, apply only to this receipt (``sent``,
+            ``delivered``, ``read``) or to ``message`` webhooks.
     """
 
     kind: FaultKind
@@ -69,6 +134,7 @@ class Fault(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     status: int | None = None
     retry_after: int | None = None
     delay: float = 0.0
+    event: str | None = None
 
     def __post_init__(self) -> None:
         if self.times is not None and self.times < 1:
@@ -91,11 +157,30 @@ class Fault(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
             raise ValueError("delay must be 0-3600 seconds")
         if (self.kind == "slow") != (self.delay > 0):
             raise ValueError("delay is required by, and only by, a slow fault")
+        if self.kind in WEBHOOK_KINDS and self.path is not None:
+            raise ValueError("path applies only to gateway faults, not to webhook ones")
+        if self.event is not None:
+            if self.kind not in WEBHOOK_KINDS or self.kind in _PER_MESSAGE_KINDS:
+                raise ValueError(
+                    "event applies only to duplicate, concurrent_duplicate, "
+                    "bad_signature and missing_receipt"
+                )
+            if self.event not in WEBHOOK_EVENTS:
+                raise ValueError(f"event must be one of {', '.join(WEBHOOK_EVENTS)}")
+            if self.kind == "missing_receipt" and self.event == "message":
+                raise ValueError(
+                    "missing_receipt drops receipts: event must be sent/delivered/read"
+                )
+
+    @property
+    def is_webhook(self) -> bool:
+        """Whether this fault acts on outgoing webhooks rather than gateway requests."""
+        return self.kind in WEBHOOK_KINDS
 
     def describe(self) -> str:
         """The rule in the command line's compact form."""
         options = [f"times={'always' if self.times is None else self.times}"]
-        for name in ("probability", "status", "retry_after", "delay", "path"):
+        for name in ("probability", "status", "retry_after", "delay", "path", "event"):
             value = getattr(self, name)
             if value is not None and value != _DEFAULTS.get(name):
                 options.append(
@@ -154,7 +239,7 @@ class FaultSet:
                 state = FaultState(id=next(self._ids), fault=fault)
                 # Seeded by the rule and its rank among identical rules, never
                 # by its id: ids keep counting across clears.
-                rule = msgspec.json.encode(fault)
+                rule = _rule_key(fault)
                 rank = self._twins.get(rule, 0)
                 self._twins[rule] = rank + 1
                 seed = None if self._seed is None else f"{self._seed}:{rank}:{rule.decode()}"
@@ -184,13 +269,37 @@ class FaultSet:
             return [msgspec.structs.replace(s) for s in self._states]
 
     def pick(self, provider: str, request: HttpRequest) -> Fault | None:
-        """The fault that fires for this request, if any, counting it."""
+        """The gateway fault that fires for this request, if any, counting it.
+
+        Webhook faults are never picked here (see :meth:`pick_webhook`).
+        """
+        return self._pick(
+            lambda fault: (
+                not fault.is_webhook and (fault.path is None or fault.path in request.url)
+            ),
+            provider,
+        )
+
+    def pick_webhook(
+        self, provider: str, kinds: Collection[str], event: str | None = None
+    ) -> Fault | None:
+        """The webhook fault of one of ``kinds`` that fires now, if any, counting it.
+
+        ``event`` is what is about to be sent (``sent``, ``delivered``,
+        ``read`` or ``message``); a fault naming another event is skipped.
+        """
+        return self._pick(
+            lambda fault: fault.kind in kinds and (fault.event is None or fault.event == event),
+            provider,
+        )
+
+    def _pick(self, applies: Callable[[Fault], bool], provider: str) -> Fault | None:
         with self._lock:
             for state in self._states:
                 fault = state.fault
                 if fault.provider not in ("*", provider):
                     continue
-                if fault.path is not None and fault.path not in request.url:
+                if not applies(fault):
                     continue
                 if state.remaining == 0:
                     continue
@@ -235,7 +344,7 @@ def parse_fault(text: str) -> Fault:
             fields[key] = _number(text, key, value, int)
         elif key in ("probability", "delay"):
             fields[key] = _number(text, key, value, float)
-        elif key == "path":
+        elif key in ("path", "event"):
             fields[key] = value
         else:
             raise ValueError(f"fault {text!r}: unknown option {key!r}")
@@ -243,6 +352,18 @@ def parse_fault(text: str) -> Fault:
         return msgspec.convert(fields, Fault)
     except (msgspec.ValidationError, ValueError) as exc:
         raise ValueError(f"fault {text!r}: {exc}") from None
+
+
+def _rule_key(fault: Fault) -> bytes:
+    """The rule as JSON, for seeding; ``event`` left out when unset.
+
+    Leaving it out keeps the encoding (so the seeded draws) of every rule that
+    predates webhook faults exactly as it was.
+    """
+    rule = msgspec.to_builtins(fault)
+    if rule.get("event") is None:
+        rule.pop("event", None)
+    return msgspec.json.encode(rule)
 
 
 def _number(text: str, key: str, value: str, kind: type[int] | type[float]) -> int | float:

@@ -200,6 +200,14 @@ class GowaSandbox(GatewaySandbox):
         self.other_devices = tuple(other_devices)
         self._devices = {device_id: _SANDBOX_JID, **{d: "" for d in self.other_devices}}
 
+    def jid_of(self, device_id: str) -> str:
+        """The WhatsApp JID of a registered device (webhooks' ``device_id``, docs/webhooks.md §1).
+
+        Devices other than the default one have no account of their own in
+        the sandbox: they report the default device's JID.
+        """
+        return self._devices.get(device_id) or _SANDBOX_JID
+
     def credentials(self, base_url: str) -> dict[str, Any]:
         """Client settings for this sandbox served at ``base_url``."""
         settings: dict[str, Any] = {"base_url": base_url, "device_id": self.device_id}

@@ -66,6 +66,8 @@ _MENTION = re.compile(r"\d{7,15}@c\.us|\d{5,}@lid|all")
 
 #: The number this sandbox's session is logged in as.
 _ME = "15550000001@c.us"
+#: The profile name of that account (``MeInfo.pushName``, webhooks' ``me``).
+_PUSH_NAME = "wamsg sandbox"
 
 #: What WAHA reports about itself in a 500 (AllExceptionsFilter, §2.6). PLUS,
 #: because this sandbox runs any session name and sends images (Core 2024
@@ -211,6 +213,16 @@ class WahaSandbox(GatewaySandbox):
     ) -> None:
         super().__init__(outbox, seed=seed, clock=clock)
         self.session = session
+        #: The account the session is logged in as, and its profile name
+        #: (``me`` in WAHA's webhooks, docs/webhooks.md §2).
+        self.me = _ME
+        self.push_name = _PUSH_NAME
+        #: What WAHA reports about itself (500 answers, webhooks' ``environment``).
+        self.environment: dict[str, Any] = {
+            **_VERSION,
+            "platform": "linux/x64",
+            "worker": {"id": None},
+        }
         self._key = api_key.encode() if api_key is not None else None
         # Makes "is this id already sent? if not, store it" one step, for
         # requests handled on several threads at once.

@@ -69,6 +69,13 @@ class WawpSandbox(GatewaySandbox):
     ) -> None:
         super().__init__(outbox, seed=seed, clock=clock)
         self.instance_id = instance_id
+        #: The instance's WhatsApp account and profile name (``me`` in its
+        #: WAHA-shaped webhooks, docs/webhooks.md §3).
+        self.me = _SANDBOX_NUMBER
+        self.push_name = "Wawp Instance"
+        #: The WAHA session behind the instance: Wawp's webhook examples say
+        #: ``"default"`` (docs/webhooks.md §3a).
+        self.session = "default"
         self._token = access_token.encode()
 
     def credentials(self, base_url: str) -> dict[str, Any]:

@@ -137,6 +137,8 @@ class WutsSandbox(GatewaySandbox):
         # carries both (seed 002: "device-7f3a", "usr_01H9").
         self.device_id = "device-sandbox"
         self.user_id = "usr_sandbox"
+        #: The device's WhatsApp account (``to`` of incoming webhooks, docs/webhooks.md §4).
+        self.me = "15550000002@s.whatsapp.net"
 
     def credentials(self, base_url: str) -> dict[str, Any]:
         """Client settings (``WutsAdapter(token=, base_url=)``) for ``base_url``."""
