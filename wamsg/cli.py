@@ -355,7 +355,7 @@ async def _wait_for_stop() -> None:
 
 
 async def _sandbox(args: argparse.Namespace) -> int:
-    from .sandbox import Sandbox, parse_fault, running_sandbox
+    from .sandbox import Sandbox, parse_fault, parse_webhook_option, running_sandbox
 
     try:
         faults = [parse_fault(spec) for spec in args.fault or ()]
@@ -365,6 +365,8 @@ async def _sandbox(args: argparse.Namespace) -> int:
     try:
         for fault in faults:
             box.add_fault(fault)
+        for spec in args.webhook or ():
+            box.add_webhook_target(parse_webhook_option(spec))
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     async with contextlib.AsyncExitStack() as stack:
@@ -386,6 +388,9 @@ async def _sandbox(args: argparse.Namespace) -> int:
         print(_table(rows, ("provider", "client settings (sandbox examples, not secrets)")))
         for fault in faults:
             print(f"fault: {fault.describe()}")
+        for subscription in box.webhooks:
+            target = subscription.target
+            print(f"webhooks: {target.provider} -> {clean(target.shown_url)}")
         print("\nas DSNs (WAMSG_DSN or --dsn):")
         for provider in box.providers:
             print(f"  {box.dsn(provider)}")
@@ -603,6 +608,18 @@ def _parser() -> argparse.ArgumentParser:
         "key=value,... of times (N or always), probability, status, retry_after, delay, path. "
         "e.g. gowa:rate_limit:retry_after=2,times=3 or *:drop:probability=0.01,times=always",
     )
+    box.add_argument(
+        "--webhook",
+        action="append",
+        metavar="URL[,provider=P][,secret=S]",
+        help="send the gateways' webhooks (receipts, incoming messages) to URL, signed as "
+        "each gateway signs; options: provider (default every one), secret, "
+        "events=receipt+message, hmac_version=1|2 (waha). Repeatable. docs/webhooks.md",
+    )
+
+    from . import _webhook_cli
+
+    _webhook_cli.add_parser(commands, [common], port=_port, host=_host)
 
     text = commands.add_parser("send-text", parents=[common], help="send a text message")
     _add_send_options(text)
@@ -653,6 +670,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_send(args, _image_message(args)))
         if args.command == "send-bulk":
             return asyncio.run(_send_bulk(args))
+        if args.command == "webhook":
+            from . import _webhook_cli
+
+            return asyncio.run(_webhook_cli.listen(args, dict(os.environ), _wait_for_stop))
     except _bulk.BadInput as bad:
         for problem in bad.problems[:_MAX_SHOWN_ERRORS]:
             print(f"wamsg: {clean(problem)}", file=sys.stderr)
