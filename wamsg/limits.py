@@ -136,6 +136,7 @@ class LocalRateLimiter:
     async def acquire(self, recipient: str, *, deadline: float | None) -> None:
         """See :meth:`RateLimiter.acquire`."""
         now = self._clock()
+        loop_now = anyio.current_time()  # the same moment, on the clock sleeps use
         start = now
         if self._interval:
             start = max(start, self._tat - self._tolerance)
@@ -159,7 +160,11 @@ class LocalRateLimiter:
         if pace_to is not None:
             self._pace_recipient(recipient, start + self._rng.uniform(*pace_to), now)
         if start > now:
-            await anyio.sleep(start - now)
+            # Sleep until a point on the event loop's clock, read next to
+            # ``now``: a relative sleep would start counting whenever the
+            # task got here, so a stall before it (a busy loop, a GC pause)
+            # could wake a later turn first.
+            await anyio.sleep_until(loop_now + (start - now))
 
     def _pace_recipient(self, recipient: str, when: float, now: float) -> None:
         table = self._next_to
