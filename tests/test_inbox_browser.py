@@ -4,95 +4,44 @@ The sandbox runs in a background thread with its own asyncio loop (selenium
 blocks); messages are sent through ``wamsg.Client`` over real HTTP on
 127.0.0.1 after the page is open, and must show up without a reload. Needs
 Debian's ``chromium`` and ``chromium-driver``: the module is skipped when they
-are missing, unless ``CI`` is set, where that is a failure.
+(or selenium) are missing, unless ``CI`` is set, where that is a failure. The
+browser, the background loop and the wait helpers are tests/browser.py's.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import os
-import shutil
-import sys
-import tempfile
-import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any, TypeVar
 
 import pytest
+from browser import (
+    BackgroundLoop,
+    By,
+    NoAlertPresentException,
+    Select,
+    WebDriver,
+    WebElement,
+    chromium_driver,  # noqa: F401 - the ``driver`` fixture
+    open_page,
+    wait,
+)
 
 import wamsg
 from wamsg.sandbox import Fault, Sandbox, running_sandbox
 from wamsg.testing import MEDIA as KIT_MEDIA
 
-_IN_CI = bool(os.environ.get("CI"))
-
-try:
-    from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.remote.webdriver import WebDriver
-    from selenium.webdriver.remote.webelement import WebElement
-    from selenium.webdriver.support.ui import Select, WebDriverWait
-except ImportError:  # pragma: no cover - depends on the machine
-    if _IN_CI:
-        raise
-    pytest.skip("selenium is not installed", allow_module_level=True)
-
-CHROMIUM = os.environ.get("WAMSG_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = (
-    os.environ.get("WAMSG_CHROMEDRIVER") or shutil.which("chromedriver") or "/usr/bin/chromedriver"
-)
 MEDIA = KIT_MEDIA
 UPLOAD_PROVIDERS = ("gowa", "waha", "wuts")
 PHONE = "+5511999990000"
 OTHER_PHONE = "+5511988887777"
-T = TypeVar("T")
-
-if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
-    _missing = f"needs {CHROMIUM} and {CHROMEDRIVER} (Debian: chromium, chromium-driver)"
-    if _IN_CI:
-        raise RuntimeError(f"CI is set but the inbox browser tests cannot run: {_missing}")
-    pytest.skip(_missing, allow_module_level=True)
 
 
-class BackgroundSandbox:
+class BackgroundSandbox(BackgroundLoop[tuple[Sandbox, str]]):
     """``running_sandbox`` served from a thread with its own event loop."""
 
-    def __init__(self) -> None:
-        self._ready: concurrent.futures.Future[tuple[Sandbox, str]] = concurrent.futures.Future()
-        self._thread = threading.Thread(target=self._main, name="sandbox", daemon=True)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-
-    def _main(self) -> None:
-        asyncio.run(self._serve())
-
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        try:
-            async with running_sandbox(seed=1) as running:
-                self._ready.set_result(running)
-                await self._stop.wait()
-        except BaseException as exc:
-            if not self._ready.done():
-                self._ready.set_exception(exc)
-            raise
-
-    def start(self) -> tuple[Sandbox, str]:
-        self._thread.start()
-        return self._ready.result(timeout=10)
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 10) -> T:
-        """Run ``coro`` on the sandbox's loop and wait for its result."""
-        assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout=10)
+    def serving(self) -> AbstractAsyncContextManager[tuple[Sandbox, str]]:
+        return running_sandbox(seed=1)
 
 
 class Gateway:
@@ -120,18 +69,6 @@ class Gateway:
         return self.runner.run(go())
 
 
-def chromium(user_data_dir: str) -> WebDriver:
-    """The screenshot script's headless Chromium: one browser setup for both."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-    try:
-        from inbox_screenshot import chromium as start_chromium
-    finally:
-        sys.path.pop(0)
-    driver = start_chromium(CHROMIUM, CHROMEDRIVER, user_data_dir)
-    driver.set_script_timeout(15)
-    return driver
-
-
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[Gateway]:
     runner = BackgroundSandbox()
@@ -140,22 +77,6 @@ def gateway() -> Iterator[Gateway]:
         yield Gateway(runner, sandbox, base_url)
     finally:
         runner.stop()
-
-
-@pytest.fixture(scope="module")
-def driver() -> Iterator[WebDriver]:
-    saved = os.environ.get("SE_OFFLINE")
-    os.environ["SE_OFFLINE"] = "true"  # selenium-manager must never download anything
-    with tempfile.TemporaryDirectory(prefix="wamsg-chromium-") as profile:
-        browser = chromium(profile)
-        try:
-            yield browser
-        finally:
-            browser.quit()
-            if saved is None:
-                os.environ.pop("SE_OFFLINE", None)
-            else:
-                os.environ["SE_OFFLINE"] = saved
 
 
 @pytest.fixture
@@ -167,22 +88,7 @@ def inbox(gateway: Gateway, driver: WebDriver) -> WebDriver:
 def open_inbox(gateway: Gateway, driver: WebDriver) -> WebDriver:
     gateway.sandbox.outbox.clear()
     gateway.sandbox.faults.clear()
-    driver.get(gateway.base_url + "/")
-    wait(driver).until(lambda d: status(d) == "live")
-    # Set a marker: if the page reloaded, it would be gone.
-    driver.execute_script("window.__notReloaded = true;")
-    return driver
-
-
-def wait(driver: WebDriver, seconds: float = 8) -> WebDriverWait[WebDriver]:
-    # The page re-renders as messages arrive: an element found a moment ago may be gone.
-    return WebDriverWait(
-        driver, seconds, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)
-    )
-
-
-def status(driver: WebDriver) -> str:
-    return str(driver.find_element(By.ID, "status").get_attribute("data-state"))
+    return open_page(driver, gateway.base_url + "/")
 
 
 def articles(driver: WebDriver) -> list[WebElement]:
