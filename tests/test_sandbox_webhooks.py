@@ -27,7 +27,13 @@ from aiohttp import web
 import wamsg
 from wamsg.sandbox import Fault, Sandbox, WebhookTarget, parse_fault, running_sandbox
 from wamsg.sandbox.faults import FaultSet
-from wamsg.sandbox.webhooks import SCHEDULES, RetrySchedule, go_json, parse_webhook_option
+from wamsg.sandbox.webhooks import (
+    SCHEDULES,
+    RetrySchedule,
+    Subscription,
+    go_json,
+    parse_webhook_option,
+)
 from wamsg.testing import MEDIA
 
 pytestmark = pytest.mark.anyio
@@ -765,7 +771,7 @@ async def test_http_api_manages_webhooks_inbound_and_lists_deliveries(
         assert [(d["provider"], d["event"], d["attempt"], d["status"]) for d in deliveries] == [
             ("waha", "message", 1, 200)
         ]
-        assert deliveries[0]["url"].endswith("/api?…")
+        assert deliveries[0]["url"].endswith("/***?…")
         async with http.get(f"{base_url}/_sandbox/webhooks/deliveries?after=1") as r:
             assert (await r.json())["deliveries"] == []
         bad = {"provider": "waha", "from": "nobody"}
@@ -831,7 +837,12 @@ async def test_shutdown_cancels_pending_deliveries_and_closes_the_session(
 
 def test_targets_are_validated_and_shown_without_secrets() -> None:
     target = WebhookTarget(url="http://user:pw@127.0.0.1:8080/p?token=t", secret="x")
-    assert target.shown_url == "http://127.0.0.1:8080/p?…"
+    assert target.shown_url == "http://127.0.0.1:8080/***?…"
+    # A Wawp/WUTS receiver's secret is the URL's last segment: never shown.
+    wawp = WebhookTarget(url="http://127.0.0.1:8080/webhooks/tok-S3cr3t", provider="wawp")
+    assert wawp.shown_url == "http://127.0.0.1:8080/webhooks/***"
+    assert "S3cr3t" not in repr(wawp)
+    assert "S3cr3t" not in repr(Subscription(id=1, target=wawp).view())
     assert "pw" not in repr(target)
     assert "'x'" not in repr(target)
     with pytest.raises(ValueError, match="events"):

@@ -18,8 +18,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from wamsg import ConfigError
-from wamsg.webhooks import Event, WebhookReceiver
+import wamsg
+from wamsg import ConfigError, MemoryDedupeStore
+from wamsg.webhooks import Event, StatusTracker, WebhookDeduper, WebhookReceiver
 from wamsg.webhooks.aiohttp import add_webhook_route
 
 pytestmark = pytest.mark.anyio
@@ -52,7 +53,11 @@ def gowa_headers(body: bytes, secret: str = SECRET) -> dict[str, str]:
     return {"Content-Type": "application/json", "X-Hub-Signature-256": f"sha256={digest}"}
 
 
-def waha_body(event_id: str = "evt_01jabcdefghjkmnpqrstvwxyz0") -> bytes:
+def waha_body(
+    event_id: str = "evt_01jabcdefghjkmnpqrstvwxyz0",
+    event: str = "message",
+    message_id: str = "AAAAAAAAAAAAAAAAAAAA",
+) -> bytes:
     return json.dumps(
         {
             "id": event_id,
@@ -60,9 +65,9 @@ def waha_body(event_id: str = "evt_01jabcdefghjkmnpqrstvwxyz0") -> bytes:
             "session": "default",
             "metadata": {},
             "engine": "WEBJS",
-            "event": "message",
+            "event": event,
             "payload": {
-                "id": f"false_{PHONE}@c.us_AAAAAAAAAAAAAAAAAAAA",
+                "id": f"false_{PHONE}@c.us_{message_id}",
                 "timestamp": 1666943582,
                 "from": f"{PHONE}@c.us",
                 "fromMe": False,
@@ -220,7 +225,14 @@ async def test_waha_retries_of_one_event_id_are_duplicates(serve: Callable[..., 
         calls.append(event)
 
     served = await serve(WebhookReceiver("waha", secret=SECRET, on_event=keep))
-    for body in (waha_body(), waha_body(), waha_body("evt_01jzzzzzzzzzzzzzzzzzzzzzzz")):
+    bodies = (
+        waha_body(),  # the event
+        waha_body(),  # its retry
+        # the same message on the message.any subscription (waha#1384)
+        waha_body("evt_01jyyyyyyyyyyyyyyyyyyyyyyy", event="message.any"),
+        waha_body("evt_01jzzzzzzzzzzzzzzzzzzzzzzz", message_id="BBBB"),  # another message
+    )
+    for body in bodies:
         mac = hmac.new(SECRET.encode(), body, hashlib.sha512).hexdigest()
         headers = {"X-Webhook-Hmac": mac, "X-Webhook-Hmac-Algorithm": "sha512"}
         assert (await served.post(body, headers))[0] == 200
@@ -318,3 +330,138 @@ def test_configuration_errors() -> None:
         WebhookReceiver("tok-" + SECRET, secret=SECRET)
     receiver = WebhookReceiver("gowa", secret=SECRET)
     assert SECRET not in repr(receiver)
+
+
+# -- from the review: nothing claimed is ever stranded -----------------------------
+
+
+class SlowStore(MemoryDedupeStore):
+    """Atomic, but slow to answer (a remote store); optionally fails on the Nth claim."""
+
+    def __init__(self, delay: float = 0.0, fail_on: int = 0) -> None:
+        super().__init__()
+        self.delay = delay
+        self.fail_on = fail_on
+        self.claims = 0
+
+    async def claim(self, key: str, fingerprint: str, *, lease: float) -> Any:
+        self.claims += 1
+        if self.claims == self.fail_on:
+            raise ConnectionError("store unreachable")
+        claim = await super().claim(key, fingerprint, lease=lease)
+        await asyncio.sleep(self.delay)
+        return claim
+
+
+class CheckThenWriteStore(MemoryDedupeStore):
+    """The OpenWA#464 mistake: look, await, then write. Not atomic."""
+
+    async def claim(self, key: str, fingerprint: str, *, lease: float) -> Any:
+        seen = key in self._entries
+        await asyncio.sleep(0.001)
+        if seen:
+            return await super().claim(key, fingerprint, lease=lease)
+        self._entries.pop(key, None)
+        return await super().claim(key, fingerprint, lease=lease)
+
+
+async def test_the_concurrency_check_would_catch_a_check_then_write_store(
+    serve: Callable[..., Any],
+) -> None:
+    calls: list[Event] = []
+
+    async def keep(event: Event) -> None:
+        calls.append(event)
+
+    receiver = WebhookReceiver(
+        "gowa", secret=SECRET, on_event=keep, deduper=WebhookDeduper(CheckThenWriteStore())
+    )
+    served = await serve(receiver)
+    headers = gowa_headers(GOWA_TEXT)
+    await asyncio.gather(*(served.post(GOWA_TEXT, headers) for _ in range(10)))
+    await served.deliveries.drain()
+    assert len(calls) > 1  # so the exactly-once tests above can fail
+
+
+async def test_an_event_is_delivered_even_when_the_gateway_hung_up(
+    serve: Callable[..., Any],
+) -> None:
+    calls: list[Event] = []
+
+    async def keep(event: Event) -> None:
+        calls.append(event)
+
+    receiver = WebhookReceiver(
+        "gowa", secret=SECRET, on_event=keep, deduper=WebhookDeduper(SlowStore(delay=0.3))
+    )
+    served = await serve(receiver)
+    host, port = served.url.removeprefix("http://").split(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    head = "".join(f"{k}: {v}\r\n" for k, v in gowa_headers(GOWA_TEXT).items())
+    writer.write(
+        f"POST /hook HTTP/1.1\r\nHost: x\r\nContent-Length: {len(GOWA_TEXT)}\r\n{head}\r\n".encode()
+        + GOWA_TEXT
+    )
+    await writer.drain()
+    writer.close()  # gone before the (slow) claim is answered
+    await writer.wait_closed()
+    for _ in range(100):
+        await asyncio.sleep(0.02)
+        await served.deliveries.drain()
+        if calls:
+            break
+    assert len(calls) == 1
+
+
+async def test_a_store_failing_mid_way_gives_back_what_was_claimed() -> None:
+    store = SlowStore(fail_on=2)
+    receiver = WebhookReceiver("gowa", secret=SECRET, deduper=WebhookDeduper(store))
+    batch = b"[" + GOWA_TEXT + b"," + GOWA_TEXT.replace(b"D6A1", b"D6A2") + b"]"
+    with pytest.raises(ConnectionError):
+        await receiver.accept(gowa_headers(batch), batch)
+    # The gateway's retry is processed, not taken for a duplicate.
+    retried = await receiver.accept(gowa_headers(batch), batch)
+    assert len(retried.events) == 2
+
+
+async def test_an_on_change_hook_that_raises_loses_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(change: Any) -> None:
+        raise RuntimeError("dashboard down")
+
+    tracker = StatusTracker(on_change=broken)
+    result = wamsg.SendResult(provider="gowa", message_id="3EB00106E8BE0F407E88EC")
+    with caplog.at_level(logging.ERROR, logger="wamsg.webhooks"):
+        tracker.track(result)  # does not raise
+    receiver = WebhookReceiver("gowa", secret=SECRET, tracker=tracker)
+    receipt = json.dumps(
+        {
+            "device_id": "628987654321@s.whatsapp.net",
+            "event": "message.ack",
+            "payload": {"ids": ["3EB00106E8BE0F407E88EC"], "receipt_type": "read"},
+        }
+    ).encode()
+    accepted = await receiver.accept(gowa_headers(receipt), receipt)
+    assert (accepted.status, len(accepted.events)) == (200, 1)
+    assert tracker.status("gowa", "3EB00106E8BE0F407E88EC") is wamsg.Status.READ
+    assert "on_change raised RuntimeError" in caplog.text
+
+
+def test_bad_receiver_settings_fail_at_once() -> None:
+    with pytest.raises(ConfigError, match="empty"):
+        WebhookReceiver("gowa", secret="")
+    with pytest.raises(ConfigError, match="tolerance"):
+        WebhookReceiver("waha", secret=SECRET, tolerance=-5)
+
+
+async def test_a_full_failure_list_says_what_it_drops(caplog: pytest.LogCaptureFixture) -> None:
+    async def fails(event: Event) -> None:
+        raise RuntimeError("no")
+
+    receiver = WebhookReceiver("gowa", secret=SECRET, on_event=fails, max_failed=1)
+    for n in range(2):
+        body = GOWA_TEXT.replace(b"D6A1", f"D6B{n}".encode())
+        await receiver.handle(gowa_headers(body), body)
+    assert len(receiver.failed) == 1
+    assert "dropped from receiver.failed" in caplog.text

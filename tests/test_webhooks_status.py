@@ -223,3 +223,14 @@ def test_a_store_that_forgets_too_soon_is_warned_about() -> None:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_timed_out_waits_leave_nothing_behind() -> None:
+    tracker = StatusTracker()
+    result = SendResult(provider="gowa", message_id="3EB0POLL", status=Status.SENT)
+    tracker.track(result)
+    for _ in range(50):
+        with pytest.raises(TimeoutError):
+            await tracker.wait(result, Status.READ, timeout=0.001)
+    assert tracker._messages[("gowa", "3EB0POLL")].waiters == []

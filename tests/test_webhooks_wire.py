@@ -725,11 +725,16 @@ def test_waha_envelope_id_is_the_dedupe_key_and_message_any_is_a_message() -> No
         "replyTo": {"id": "3EB0QUOTED", "body": "earlier"},
         "_data": {"notifyName": "Ana"},
     }
+    keys = set()
     for name in ("message", "message.any"):
         (event,) = parse("waha", {}, waha_envelope(name, payload))
         assert event.kind == "message"
         assert event.name == name
-        assert event.dedupe_key == "waha:default:evt_01jabcdefghjkmnpqrstvwxyz0"
+        # One WhatsApp message on two subscriptions is one key (waha#1384),
+        # with no phone number in it.
+        keys.add(event.dedupe_key)
+        assert event.dedupe_key.startswith("waha:default:message:")
+        assert "5511999990000" not in event.dedupe_key
         assert event.event_id == "evt_01jabcdefghjkmnpqrstvwxyz0"
         assert event.instance == "default"
         assert event.occurred_at is not None
@@ -738,8 +743,9 @@ def test_waha_envelope_id_is_the_dedupe_key_and_message_any_is_a_message() -> No
         assert message is not None
         assert (message.chat_id, message.sender) == ("5511999990000@c.us", "5511999990000@c.us")
         assert (message.reply_to, message.sender_name, message.text) == ("3EB0QUOTED", "Ana", "hi")
+    assert len(keys) == 1
     (wawp,) = parse("wawp", {}, waha_envelope("message", payload))
-    assert wawp.dedupe_key == "wawp:default:evt_01jabcdefghjkmnpqrstvwxyz0"
+    assert wawp.dedupe_key == keys.pop().replace("waha:", "wawp:", 1)
 
 
 def test_waha_media_null_with_a_webjs_image_hint_is_an_image() -> None:
@@ -870,10 +876,14 @@ def test_wuts_data_status_wins_over_the_event_name() -> None:
 
 def test_batch_bodies_give_one_event_each_with_distinct_keys() -> None:
     text = json.loads(load("waha", "text"))
-    body = json.dumps([text, text, {"event": "session.status"}]).encode()
+    other = {**text, "payload": {**text["payload"], "id": "true_11111111111@c.us_BBBB"}}
+    body = json.dumps([text, other, {"event": "session.status"}, {"event": "x"}]).encode()
     events = parse("waha", {}, body)
-    assert [e.kind for e in events] == ["message", "message", "other"]
-    assert len({e.dedupe_key for e in events}) == 3
+    assert [e.kind for e in events] == ["message", "message", "other", "other"]
+    assert len({e.dedupe_key for e in events}) == 4
+    # The same message twice in a batch is one message.
+    twice = parse("waha", {}, json.dumps([text, text]).encode())
+    assert twice[0].dedupe_key == twice[1].dedupe_key
     assert parse("gowa", {}, b"[]") == []
     gowa_batch = parse("gowa", {}, b'[{"event":"x"},{"event":"x"}]')
     assert gowa_batch[0].dedupe_key != gowa_batch[1].dedupe_key
@@ -1102,3 +1112,25 @@ def test_no_io_library_imported(name: str) -> None:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             imported.add(node.module.split(".")[0])
     assert not imported & {"aiohttp", "httpx", "anyio", "asyncio", "trio"}
+
+
+def test_waha_acks_of_received_messages_are_not_receipts() -> None:
+    # The account's own read receipt for a message it received (id "false_...").
+    payload = {
+        "id": "false_5511999990000@c.us_3EB0IN",
+        "fromMe": False,
+        "ack": 3,
+        "ackName": "READ",
+    }
+    (event,) = parse("waha", {}, waha_envelope("message.ack", payload))
+    assert (event.kind, event.status) == ("other", None)
+    (by_id,) = parse("waha", {}, waha_envelope("message.ack", {**payload, "fromMe": None}))
+    assert by_id.kind == "other"
+    (sent,) = parse(
+        "waha",
+        {},
+        waha_envelope(
+            "message.ack", {**payload, "fromMe": True, "id": "true_5511999990000@c.us_3EB0"}
+        ),
+    )
+    assert sent.kind == "status"

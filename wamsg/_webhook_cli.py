@@ -102,7 +102,8 @@ def event_json(event: Event) -> str:
             return [mask(v) for v in value]
         return value
 
-    return json.dumps(mask(data), ensure_ascii=False)
+    # ASCII only: every control, C1 and bidi character is escaped as \uXXXX.
+    return json.dumps(mask(data), ensure_ascii=True)
 
 
 async def listen(args: argparse.Namespace, environ: dict[str, str], stop: Callable[[], Any]) -> int:

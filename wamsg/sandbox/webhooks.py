@@ -171,13 +171,19 @@ class WebhookTarget(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
     @property
     def shown_url(self) -> str:
-        """The URL without credentials or query, safe to show and record."""
+        """The URL without credentials, query or last path segment, safe to show and record.
+
+        The last segment is where a receiver of an unsigned gateway (Wawp,
+        WUTS) keeps its secret token (docs/webhooks.md), so it is shown as ``***``.
+        """
         parts = urlsplit(self.url)
         host = parts.hostname or ""
         if ":" in host:
             host = f"[{host}]"
         netloc = host if parts.port is None else f"{host}:{parts.port}"
-        return urlunsplit((parts.scheme, netloc, parts.path or "/", "…" if parts.query else "", ""))
+        head, _, last = (parts.path or "/").rpartition("/")
+        path = f"{head}/***" if last else f"{head}/"
+        return urlunsplit((parts.scheme, netloc, path, "…" if parts.query else "", ""))
 
     def accepts(self, provider: str, kind: str) -> bool:
         """Whether webhooks of ``kind`` from ``provider`` go to this target."""

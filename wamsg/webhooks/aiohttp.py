@@ -2,7 +2,8 @@
 
 ::
 
-    from aiohttp import web
+    import aiohttp
+from aiohttp import web
     from wamsg.webhooks import WebhookReceiver
     from wamsg.webhooks.aiohttp import add_webhook_route
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+import aiohttp
 from aiohttp import web
 
 from .receiver import Accepted, WebhookReceiver
@@ -54,17 +56,24 @@ class BackgroundDeliveries:
             await asyncio.gather(*list(self._tasks))
 
 
+#: Seconds a sender may take to send the whole body: a webhook is a few KB,
+#: and a client that declares a length and sends nothing must not hold the
+#: handler (and its connection) for ever.
+READ_TIMEOUT = 30.0
+
+
 async def _read_capped(request: web.Request, limit: int) -> bytes | None:
     """The body, or None once it is over ``limit`` bytes (not read further)."""
     if request.content_length is not None and request.content_length > limit:
         return None
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
+    async with asyncio.timeout(READ_TIMEOUT):
+        async for chunk in request.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
     return b"".join(chunks)
 
 
@@ -92,7 +101,14 @@ def aiohttp_handler(
     background = deliveries if deliveries is not None else BackgroundDeliveries()
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        body = await _read_capped(request, receiver.max_body)
+        try:
+            body = await _read_capped(request, receiver.max_body)
+        except TimeoutError:
+            response = web.json_response(
+                {"ok": False, "error": "the body took too long to arrive"}, status=408
+            )
+            response.force_close()
+            return response
         if body is None:
             # Closing keeps an unread oversized body from being drained.
             response = _answer(receiver.too_large())
@@ -104,9 +120,16 @@ def aiohttp_handler(
         if not accepted.events:
             return response
         # Answer first, then run the callbacks: the gateway must not wait.
-        await response.prepare(request)
-        await response.write_eof()
-        background.start(receiver, accepted)
+        # The events are claimed now, so they run even when the answer cannot
+        # be written (the gateway hung up, or the request was cancelled): its
+        # retry will be a duplicate, and must not be the only copy.
+        try:
+            await response.prepare(request)
+            await response.write_eof()
+        except (ConnectionError, aiohttp.ClientConnectionResetError):
+            pass  # the gateway is gone; it will retry, and be deduplicated
+        finally:
+            background.start(receiver, accepted)
         return response
 
     handle.deliveries = background  # type: ignore[attr-defined]

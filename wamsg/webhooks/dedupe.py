@@ -27,9 +27,15 @@ from ..errors import ConfigError
 from ..idempotency import DedupeStore, MemoryDedupeStore, Record
 from ._model import Event
 
-__all__ = ["DEFAULT_TTL", "Ticket", "WebhookDeduper"]
+__all__ = ["DEFAULT_MAX_EVENTS", "DEFAULT_TTL", "Ticket", "WebhookDeduper"]
 
 _log = logging.getLogger("wamsg.webhooks")
+
+#: Events the default in-memory store remembers at most (about 60 MB). At
+#: three receipts per message that is some 80,000 messages in 48 h; past it
+#: the oldest keys are forgotten before their TTL (logged once). Pass a larger
+#: or shared store for more.
+DEFAULT_MAX_EVENTS = 250_000
 
 #: Seconds the default store remembers an event: above every gateway's
 #: retry horizon (WAHA's exponential retries run ~18-36 h, docs/webhooks.md §7).
@@ -69,7 +75,12 @@ class WebhookDeduper:
     ) -> None:
         if not lease > 0:
             raise ConfigError("lease must be a positive number of seconds")
-        self.store: DedupeStore = store if store is not None else MemoryDedupeStore(ttl=DEFAULT_TTL)
+        self.store: DedupeStore = (
+            store
+            if store is not None
+            else MemoryDedupeStore(ttl=DEFAULT_TTL, max_entries=DEFAULT_MAX_EVENTS)
+        )
+        self._warned_full = False
         self.lease = float(lease)
         self.prefix = prefix
 
@@ -98,8 +109,27 @@ class WebhookDeduper:
         key = self.prefix + event.dedupe_key
         claim = await self.store.claim(key, "", lease=self.lease)
         if claim.status == "claimed":
+            self._check_full()
             return Ticket(key, claim.token)
         return None
+
+    def _check_full(self) -> None:
+        """Say once when a bounded store starts forgetting keys before their TTL."""
+        bound = getattr(self.store, "max_entries", None)
+        if self._warned_full or not isinstance(bound, int):
+            return
+        try:
+            size = len(self.store)  # type: ignore[arg-type]
+        except TypeError:
+            return
+        if size >= bound:
+            self._warned_full = True
+            _log.warning(
+                "the webhook dedupe store holds its maximum of %d keys: older keys are "
+                "now forgotten before their TTL, so late retries may be processed twice; "
+                "use a larger or shared store",
+                bound,
+            )
 
     async def done(self, ticket: Ticket) -> None:
         """The event was processed: its key stays claimed for the store's TTL."""

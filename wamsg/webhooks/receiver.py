@@ -128,6 +128,14 @@ class WebhookReceiver:
                 f"{provider}: a webhook secret is required (or allow_unsigned=True for a "
                 "trusted network): anyone who finds the URL could post fake events"
             )
+        if secret is not None and not (
+            secret.reveal() if isinstance(secret, Secret) else str(secret)
+        ):
+            raise ConfigError(f"{provider}: the webhook secret is empty")
+        if tolerance is not None and not (
+            isinstance(tolerance, (int, float)) and 0 < tolerance < float("inf")
+        ):
+            raise ConfigError("tolerance must be a positive number of seconds")
         if isinstance(max_body, bool) or not isinstance(max_body, int) or max_body < 1:
             raise ConfigError("max_body must be a whole number of bytes >= 1")
         self.provider = provider
@@ -189,17 +197,27 @@ class WebhookReceiver:
         new: list[Event] = []
         duplicates: list[Event] = []
         tickets: list[Ticket | None] = []
-        for event in events:
-            ticket = await self.deduper.claim(event)
-            if ticket is None:
-                duplicates.append(event)
-                _log.info("duplicate %s webhook %s (%s)", self.provider, event.name,
-                          redact(event.dedupe_key))  # fmt: skip
-                continue
-            new.append(event)
-            tickets.append(ticket)
-            if self.tracker is not None:
-                self.tracker.update(event)
+        try:
+            for event in events:
+                ticket = await self.deduper.claim(event)
+                if ticket is None:
+                    duplicates.append(event)
+                    _log.info("duplicate %s webhook %s (%s)", self.provider, event.name,
+                              redact(event.dedupe_key))  # fmt: skip
+                    continue
+                new.append(event)
+                tickets.append(ticket)
+                if self.tracker is not None:
+                    self.tracker.update(event)  # on_change errors are caught there
+        except BaseException:
+            # A store that failed (or a cancelled request) mid-way: give back
+            # what was claimed, so the gateway's retry is not taken for a
+            # duplicate of an event nobody processed.
+            with anyio.CancelScope(shield=True):
+                for ticket in tickets:
+                    if ticket is not None:
+                        await self.deduper.release(ticket)
+            raise
         self.counts["events"] += len(new)
         self.counts["duplicates"] += len(duplicates)
         return Accepted(
@@ -230,10 +248,10 @@ class WebhookReceiver:
         Each is claimed again first, so an event a redelivery has processed
         meanwhile is not run twice.
         """
-        pending = list(self.failed)
-        self.failed.clear()
         succeeded = 0
-        for failure in pending:
+        for _ in range(len(self.failed)):
+            # One at a time: a cancelled retry leaves the rest kept.
+            failure = self.failed.popleft()
             ticket = await self.deduper.claim(failure.event)
             if ticket is None:
                 continue  # processed by a redelivery since
@@ -268,6 +286,13 @@ class WebhookReceiver:
             secrets = () if self._secret is None else (self._secret,)
             error = f"{type(exc).__name__}: {redact(str(exc), secrets)}"[:500]
             failure = Failure(event=event, error=error)
+            if self.failed.maxlen is not None and len(self.failed) == self.failed.maxlen:
+                dropped = self.failed[0]
+                _log.error(
+                    "%s webhook %s (%s): dropped from receiver.failed, which is full; "
+                    "retry_failed() or raise max_failed",
+                    self.provider, dropped.event.name, redact(dropped.event.dedupe_key),
+                )  # fmt: skip
             self.failed.append(failure)
             self.counts["failed"] += 1
             _log.error(

@@ -22,6 +22,7 @@ updated forgotten first) and ``max_pending`` held receipts.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -36,6 +37,8 @@ from ..models import SendResult, Status
 from ._model import Event, StatusUpdate, advances, message_key, rank
 
 __all__ = ["StatusChange", "StatusTracker"]
+
+_log = logging.getLogger("wamsg.webhooks")
 
 _ANY = ""  # the recipient key of a status that names none (the chat as a whole)
 
@@ -229,7 +232,11 @@ class StatusTracker:
                     return current  # type: ignore[return-value]  # not None here
                 event = anyio.Event()
                 entry.waiters.append(event)
-                await event.wait()
+                try:
+                    await event.wait()
+                finally:
+                    if event in entry.waiters:  # timed out or cancelled
+                        entry.waiters.remove(event)
 
     # -- internals -----------------------------------------------------------
 
@@ -264,7 +271,11 @@ class StatusTracker:
         for waiter in waiters:
             waiter.set()
         if self.on_change is not None:
-            self.on_change(change)
+            try:
+                self.on_change(change)
+            except Exception as exc:  # the user's hook: it must not undo the update
+                _log.error("on_change raised %s for a %s status change",
+                           type(exc).__name__, key[0])  # fmt: skip
         return [change]
 
     def _hold(self, key: tuple[str, str], held: _Held, now: float) -> None:
@@ -293,5 +304,7 @@ class StatusTracker:
             key, entry = next(iter(self._messages.items()))
             if len(self._messages) > self.max_messages or entry.expires <= now:
                 del self._messages[key]
+                for waiter in entry.waiters:  # wait() then says it is not tracked
+                    waiter.set()
             else:
                 break

@@ -22,6 +22,7 @@ from ..models import Status
 from ._common import (
     MessageKind,
     Obj,
+    body_digest,
     build_event,
     decode_body,
     fallback_key,
@@ -112,10 +113,19 @@ def parse_event(raw: Obj, *, provider: str, body: bytes, index: int | None = Non
     payload = obj(raw, "payload")
     message = _message(payload) if name in _MESSAGE_EVENTS and payload is not None else None
     status = _ack(payload) if name in _ACK_EVENTS and payload is not None else None
+    key = dedupe_key(provider, raw, body, index)
+    if message is not None:
+        # `message` and `message.any` (or a session URL and a global one) bring
+        # one WhatsApp message as two events with two envelope ids (waha#1384,
+        # docs/webhooks.md §6): a message is keyed by its own id, which every
+        # retry and every subscription carries.
+        # Hashed: the id holds the chat's phone number, and keys are stored.
+        digest = body_digest(message.message_id.encode())[:32]
+        key = f"{provider}:{text(raw, 'session') or ''}:message:{digest}"
     return build_event(
         raw,
         provider=provider,
-        dedupe_key=dedupe_key(provider, raw, body, index),
+        dedupe_key=key,
         instance=text(raw, "session") or "",
         event_id=text(raw, "id"),
         occurred_at=from_epoch_ms(raw.get("timestamp")),  # envelope time, ms (§2)
@@ -225,6 +235,14 @@ def _ack(payload: Obj) -> StatusUpdate | None:
     if ident is None or found is None:
         return None
     parts = serialized_parts(ident)
+    from_me = flag(payload, "fromMe")
+    if from_me is None and parts is not None:
+        from_me = parts[0]
+    if from_me is False:
+        # The ack of a message this account received (its own read receipt,
+        # id "false_..."): not a receipt for anything sent, so kind "other",
+        # like gowa's read-self.
+        return None
     # A group ack's id ends in "_<participant>" (§2 (c)); without it the id
     # is the sent message's, as in SendResult.message_id (true_<chat>_<id>).
     participant = text(payload, "participant")
