@@ -12,6 +12,7 @@ import hmac
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -465,3 +466,53 @@ async def test_a_full_failure_list_says_what_it_drops(caplog: pytest.LogCaptureF
         await receiver.handle(gowa_headers(body), body)
     assert len(receiver.failed) == 1
     assert "dropped from receiver.failed" in caplog.text
+
+
+async def test_slow_callbacks_push_back_instead_of_piling_up() -> None:
+    from wamsg.webhooks.aiohttp import BackgroundDeliveries
+
+    release = asyncio.Event()
+
+    async def slow(event: Event) -> None:
+        await release.wait()
+
+    receiver = WebhookReceiver("gowa", secret=SECRET, on_event=slow)
+    background = BackgroundDeliveries(max_tasks=2)
+    for n in range(2):
+        body = GOWA_TEXT.replace(b"D6A1", f"D6C{n}".encode())
+        background.start(receiver, await receiver.accept(gowa_headers(body), body))
+    waiting = asyncio.ensure_future(background.wait_for_room())
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # full: the next handler waits
+    release.set()
+    await asyncio.wait_for(waiting, 5)
+    await background.drain()
+    assert len(background) == 0
+
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "webhooks.md"
+
+
+async def test_the_docs_starlette_endpoint() -> None:
+    import re
+
+    import httpx
+
+    doc = DOC.read_text()
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", doc, re.S) if "Starlette(" in b]
+    got: list[Event] = []
+
+    async def keep(event: Event) -> None:
+        got.append(event)
+
+    namespace: dict[str, Any] = {"receiver": WebhookReceiver("gowa", secret=SECRET, on_event=keep)}
+    exec(compile(block, "docs/webhooks.md", "exec"), namespace)
+    transport = httpx.ASGITransport(app=namespace["app"])
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+        ok = await http.post("/webhooks/gowa", content=GOWA_TEXT, headers=gowa_headers(GOWA_TEXT))
+        again = await http.post(
+            "/webhooks/gowa", content=GOWA_TEXT, headers=gowa_headers(GOWA_TEXT)
+        )
+        forged = await http.post("/webhooks/gowa", content=GOWA_TEXT, headers={})
+    assert (ok.status_code, again.status_code, forged.status_code) == (200, 200, 401)
+    assert len(got) == 1

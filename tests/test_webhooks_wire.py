@@ -1134,3 +1134,12 @@ def test_waha_acks_of_received_messages_are_not_receipts() -> None:
         ),
     )
     assert sent.kind == "status"
+
+
+def test_valid_json_that_strict_decoders_refuse_still_parses() -> None:
+    # A byte order mark, and an integer past Python's int-parsing limit: a 400
+    # would only make the gateway send the same body again.
+    (bom,) = parse("gowa", {}, b'\xef\xbb\xbf{"event":"chat_presence"}')
+    assert (bom.kind, bom.name) == ("other", "chat_presence")
+    (huge,) = parse("gowa", {}, b'{"event":"x","n":' + b"9" * 5000 + b"}")
+    assert huge.kind == "other"

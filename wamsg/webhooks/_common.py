@@ -63,8 +63,16 @@ def _loads(body: bytes) -> Any:
         return msgspec.json.decode(body)
     except (msgspec.DecodeError, RecursionError):
         pass
-    text_body = body.decode("utf-8")  # UnicodeDecodeError is a ValueError
-    return json.loads(text_body, parse_constant=_reject_constant)
+    # A UTF-8 byte order mark is not JSON (RFC 8259 §8.1) but some senders
+    # write one; it carries nothing, so it is dropped rather than refused.
+    text_body = body.removeprefix(b"\xef\xbb\xbf").decode("utf-8")  # UnicodeDecodeError: ValueError
+    # Integers longer than Python's int-parsing limit (4300 digits) become
+    # floats instead of refusing the whole body.
+    return json.loads(text_body, parse_constant=_reject_constant, parse_int=_big_int)
+
+
+def _big_int(digits: str) -> int | float:
+    return int(digits) if len(digits) <= 4000 else float(digits)
 
 
 def decode_body(body: bytes, provider: str) -> tuple[list[Obj], bool]:

@@ -36,9 +36,19 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class BackgroundDeliveries:
-    """The callback tasks started after answering; :meth:`drain` awaits them."""
+    """The callback tasks started after answering; :meth:`drain` awaits them.
 
-    def __init__(self) -> None:
+    Args:
+        max_tasks: callbacks running at once before a handler that starts
+            another waits (after its answer is written) for one to end:
+            back-pressure on the gateway's connections instead of an
+            unbounded pile of tasks when callbacks are slower than deliveries.
+    """
+
+    def __init__(self, max_tasks: int = 1000) -> None:
+        if isinstance(max_tasks, bool) or not isinstance(max_tasks, int) or max_tasks < 1:
+            raise ValueError("max_tasks must be a whole number >= 1")
+        self.max_tasks = max_tasks
         self._tasks: set[asyncio.Task[None]] = set()
 
     def __len__(self) -> int:
@@ -49,6 +59,11 @@ class BackgroundDeliveries:
         task = asyncio.get_running_loop().create_task(receiver.deliver(accepted))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def wait_for_room(self) -> None:
+        """Return once fewer than ``max_tasks`` callbacks are running."""
+        while len(self._tasks) >= self.max_tasks:
+            await asyncio.wait(list(self._tasks), return_when=asyncio.FIRST_COMPLETED)
 
     async def drain(self) -> None:
         """Wait for every callback still running (deliver never raises)."""
@@ -130,6 +145,7 @@ def aiohttp_handler(
             pass  # the gateway is gone; it will retry, and be deduplicated
         finally:
             background.start(receiver, accepted)
+        await background.wait_for_room()
         return response
 
     handle.deliveries = background  # type: ignore[attr-defined]
@@ -142,13 +158,16 @@ def add_webhook_route(
     receiver: WebhookReceiver,
     *,
     token_param: str | None = None,
+    max_tasks: int = 1000,
 ) -> BackgroundDeliveries:
     """Serve ``receiver`` at ``POST path``; callbacks are awaited at app cleanup.
 
-    Returns the :class:`BackgroundDeliveries`, to :meth:`~BackgroundDeliveries.drain`
-    in tests.
+    ``token_param`` names the path parameter holding a URL token (Wawp,
+    WUTS); ``max_tasks`` bounds the callbacks running at once (see
+    :class:`BackgroundDeliveries`). Returns the :class:`BackgroundDeliveries`,
+    to :meth:`~BackgroundDeliveries.drain` in tests.
     """
-    deliveries = BackgroundDeliveries()
+    deliveries = BackgroundDeliveries(max_tasks)
     app.router.add_post(
         path, aiohttp_handler(receiver, token_param=token_param, deliveries=deliveries)
     )
