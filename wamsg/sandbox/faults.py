@@ -51,7 +51,7 @@ import math
 import random
 import threading
 from collections.abc import Callable, Collection
-from typing import Literal
+from typing import Literal, get_args
 
 import msgspec
 
@@ -94,19 +94,7 @@ WEBHOOK_KINDS: frozenset[str] = frozenset(
 WEBHOOK_EVENTS: tuple[str, ...] = ("sent", "delivered", "read", "message")
 # Kinds decided per message (not per webhook), where ``event`` means nothing.
 _PER_MESSAGE_KINDS = frozenset({"early_receipt", "reorder"})
-_KINDS: tuple[str, ...] = (
-    "rate_limit",
-    "server_error",
-    "auth",
-    "slow",
-    "drop",
-    "duplicate",
-    "concurrent_duplicate",
-    "early_receipt",
-    "reorder",
-    "bad_signature",
-    "missing_receipt",
-)
+_KINDS: tuple[str, ...] = get_args(FaultKind)
 _DEFAULTS: dict[str, object] = {"probability": 1.0, "delay": 0.0}
 
 

@@ -753,14 +753,6 @@ SCHEDULES: dict[str, RetrySchedule] = {
         honours_retry_after=True,
         source="docs/webhooks.md §2 [F]",
     ),
-    # "Wawp retries", no schedule published: WAHA's, since Wawp runs WAHA [G] (§3).
-    "wawp": RetrySchedule(
-        attempts=15,
-        timeout=None,
-        delays=(2.0,),
-        honours_retry_after=True,
-        source="docs/webhooks.md §3: WAHA's schedule [G]",
-    ),
     # retry_attempts (default 3) and a per-request timeout (examples: 10 s)
     # are documented; the backoff is not (§4). Guessed: the first request plus
     # 3 retries, sleeping 1, 2, 4 s, URLs one after another [G].
@@ -772,6 +764,10 @@ SCHEDULES: dict[str, RetrySchedule] = {
         source="docs/webhooks.md §4: retry_attempts=3, timeout=10 s; backoff [G]",
     ),
 }
+# "Wawp retries", no schedule published: WAHA's, since Wawp runs WAHA [G] (§3).
+SCHEDULES["wawp"] = msgspec.structs.replace(
+    SCHEDULES["waha"], source="docs/webhooks.md §3: WAHA's schedule [G]"
+)
 
 
 # ----------------------------------------------------------------------
