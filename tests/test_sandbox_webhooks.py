@@ -38,6 +38,16 @@ from wamsg.testing import MEDIA
 
 pytestmark = pytest.mark.anyio
 
+
+def media_auth(box: Sandbox, provider: str) -> dict[str, str]:
+    """The credentials the sandbox (like the gateway) asks for on its media URLs."""
+    settings = box.credentials(provider, "http://127.0.0.1")
+    if provider == "gowa":
+        pair = f"{settings['username']}:{settings['password']}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
+    return {"X-Api-Key": settings["api_key"]}
+
+
 PHONE = "+5511999990000"
 SENDER = "+5511988887777"
 TINY_PNG = (MEDIA / "tiny.png").read_bytes()
@@ -246,10 +256,14 @@ async def test_gowa_image_uses_the_download_path_served_under_statics(
     # Without a caption the image is the plain path string (§1b).
     assert isinstance(plain.json["payload"]["image"], str)
     assert "body" not in plain.json["payload"]
-    async with aiohttp.ClientSession() as http, http.get(f"{base_url}/gowa/{image['path']}") as r:
-        assert r.status == 200
-        assert r.content_type == "image/png"
-        assert await r.read() == TINY_PNG
+    url = f"{base_url}/gowa/{image['path']}"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url) as r:
+            assert r.status == 401  # behind gowa's Basic auth, like its API
+        async with http.get(url, headers=media_auth(box, "gowa")) as r:
+            assert r.status == 200
+            assert r.content_type == "image/png"
+            assert await r.read() == TINY_PNG
 
 
 # ----------------------------------------------------------------------
@@ -372,9 +386,12 @@ async def test_waha_incoming_message_and_image_served_at_media_url(
     assert payload["media"]["error"] is None
     assert isinstance(payload["timestamp"], int)
     assert payload["timestamp"] < 10**11
-    async with aiohttp.ClientSession() as http, http.get(payload["media"]["url"]) as r:
-        assert r.status == 200
-        assert await r.read() == TINY_PNG
+    async with aiohttp.ClientSession() as http:
+        async with http.get(payload["media"]["url"]) as r:
+            assert r.status == 401  # /api/files needs the X-Api-Key
+        async with http.get(payload["media"]["url"], headers=media_auth(box, "waha")) as r:
+            assert r.status == 200
+            assert await r.read() == TINY_PNG
 
 
 async def test_wawp_is_the_waha_envelope_without_environment_and_unsigned(
@@ -449,7 +466,9 @@ async def test_wuts_without_a_secret_has_no_signature_and_images_are_fetchable(
         "push_name": "Sandbox Contact",
     }
     assert message.media_url is not None
-    async with aiohttp.ClientSession() as http, http.get(message.media_url) as r:
+    token = box.credentials("wuts", "http://127.0.0.1")["token"]
+    bearer = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession() as http, http.get(message.media_url, headers=bearer) as r:
         assert r.content_type == "application/octet-stream"
         assert await r.read() == TINY_PNG
 
@@ -760,7 +779,8 @@ async def test_http_api_manages_webhooks_inbound_and_lists_deliveries(
             message = await r.json()
         (request,) = await receiver.wait_count(1)
         assert request.json["payload"]["id"] == message["message_id"]
-        async with http.get(request.json["payload"]["media"]["url"]) as r:
+        media_url = request.json["payload"]["media"]["url"]
+        async with http.get(media_url, headers=media_auth(box, "waha")) as r:
             assert await r.read() == TINY_PNG
         await box.wait_for_webhooks()
         async with http.get(f"{base_url}/_sandbox/webhooks/deliveries") as r:

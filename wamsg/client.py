@@ -29,15 +29,16 @@ from .errors import (
     ProviderError,
     SendTimeout,
     TransportError,
+    UnsupportedFeature,
     WamsgError,
 )
 from .hooks import Hooks
-from .http import HttpRequest
+from .http import HttpRequest, HttpResponse
 from .idempotency import DedupeStore
 from .limits import Limits, LocalRateLimiter, RateLimiter
-from .models import Image, Message, SendResult
+from .models import Image, InboundMessage, Message, SendResult
 from .providers import Adapter, create_adapter
-from .providers.base import check_message
+from .providers.base import check_message, error_from_response
 from .retry import RetryPolicy
 from .transports.base import Timeouts, Transport
 
@@ -218,6 +219,60 @@ class Client(Sender):
         state = " closed" if self._closed else ""
         return f"<wamsg.Client {self.adapter!r}{state}>"
 
+    async def fetch_media(self, message: InboundMessage, *, timeout: float | None = None) -> bytes:
+        """Download the image of an incoming message (``event.message``) from this gateway.
+
+        The adapter builds the request with this client's credentials
+        (``media_request``), and sends them only to this gateway's host: a
+        media URL on any other host is refused before any I/O. The answer is
+        read up to the transport's ``max_body`` (8 MiB by default; raise it on
+        the transport for bigger files).
+
+        Args:
+            message: an :class:`~wamsg.webhooks.InboundMessage` from
+                :func:`wamsg.webhooks.parse` for this gateway.
+            timeout: seconds for the whole download (default: the client's).
+
+        Raises:
+            InvalidMessage: no media the gateway kept, or not on its host.
+            UnsupportedFeature: this adapter cannot fetch media.
+            ProviderError: the gateway refused (expired, not found, auth...).
+            TransportError: the download failed on the way.
+        """
+        self._check_open()
+        build = getattr(self.adapter, "media_request", None)
+        if build is None:
+            raise UnsupportedFeature(
+                f"{self.provider}: this adapter cannot fetch incoming media",
+                provider=self.provider,
+                feature="media_request",
+            )
+        request: HttpRequest = build(message)
+        limit = self.timeout if timeout is None else timeout
+        try:
+            response = await self._exchange(request, limit)
+        except SendTimeout:
+            # A GET sends nothing: the timeout texts about messages do not apply.
+            raise SendTimeout(
+                f"{self.provider}: the media download did not finish in time",
+                provider=self.provider,
+                outcome=Outcome.NOT_SENT,
+            ) from None
+        content_type = (response.header("content-type") or "").lower()
+        # An image is never JSON: a JSON 200 is an error report (WUTS's
+        # {"success": false, "status": "retry_requested"}, docs/webhooks.md §4).
+        if 200 <= response.status < 300 and "json" not in content_type:
+            if response.truncated:
+                raise ProviderError(
+                    f"{self.provider}: the media is larger than the transport reads "
+                    "(max_body); raise it on the transport",
+                    provider=self.provider,
+                    status_code=response.status,
+                    outcome=Outcome.REJECTED,
+                )
+            return response.body
+        raise error_from_response(self.provider, response, secrets=request.secrets())
+
     async def _close(self) -> None:
         """Close the transport (see :meth:`aclose`)."""
         await self.transport.aclose()
@@ -269,6 +324,25 @@ class Client(Sender):
     async def _send_once(
         self, request: HttpRequest, remaining: float | None
     ) -> tuple[SendResult, int]:
+        response = await self._exchange(request, remaining)
+        try:
+            return self.adapter.decode(response), response.status
+        except WamsgError:
+            raise
+        except Exception as exc:
+            # An adapter must raise wamsg errors only; one that crashes on a
+            # hostile body must not hide that the gateway answered (a 2xx may
+            # mean the message is out), so this is never "not sent".
+            raise ProviderError(
+                f"{self.provider}: could not read the answer (HTTP {response.status}): "
+                f"{type(exc).__name__}",
+                provider=self.provider,
+                status_code=response.status,
+                outcome=Outcome.UNKNOWN,
+            ) from None
+
+    async def _exchange(self, request: HttpRequest, remaining: float | None) -> HttpResponse:
+        """Send ``request`` once through the transport, errors mapped to wamsg's."""
         base = self._timeouts[request.kind]
         timeouts = base if remaining is None else msgspec.structs.replace(base, total=remaining)
         try:
@@ -300,21 +374,7 @@ class Client(Sender):
                 provider=self.provider,
                 outcome=Outcome.UNKNOWN,
             ) from None
-        try:
-            return self.adapter.decode(response), response.status
-        except WamsgError:
-            raise
-        except Exception as exc:
-            # An adapter must raise wamsg errors only; one that crashes on a
-            # hostile body must not hide that the gateway answered (a 2xx may
-            # mean the message is out), so this is never "not sent".
-            raise ProviderError(
-                f"{self.provider}: could not read the answer (HTTP {response.status}): "
-                f"{type(exc).__name__}",
-                provider=self.provider,
-                status_code=response.status,
-                outcome=Outcome.UNKNOWN,
-            ) from None
+        return response
 
 
 async def _acquire(slots: anyio.CapacityLimiter, deadline: float | None, provider: str) -> None:

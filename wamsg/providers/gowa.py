@@ -44,7 +44,8 @@ from ..errors import (
     UnsupportedFeature,
 )
 from ..http import HttpRequest, HttpResponse
-from ..models import Image, Message, Recipient, SendResult, Status
+from ..models import Image, InboundMessage, Message, Recipient, SendResult, Status
+from ._inbound import media_get, media_location
 from .base import (
     HTTP_STATUS_RULES,
     WHATSMEOW_USER_SERVER,
@@ -381,6 +382,14 @@ class GowaAdapter:
     # ------------------------------------------------------------------
     # Answers
     # ------------------------------------------------------------------
+
+    def media_request(self, message: InboundMessage) -> HttpRequest:
+        """The GET of an incoming message's image: ``payload.image.path`` below
+        base_url, behind gowa's Basic auth (``{AppBasePath}/statics``,
+        docs/webhooks.md §1 (b)). An ``mmg.whatsapp.net`` URL (auto-download
+        off) is WhatsApp's encrypted copy: refused as unavailable.
+        """
+        return media_get(media_location(self.name, self.base_url, message), headers=self._headers)
 
     def decode(self, response: HttpResponse) -> SendResult:
         """Read gowa's answer (no I/O)."""

@@ -38,8 +38,9 @@ from ..errors import (
     Rejected,
 )
 from ..http import Body, HttpRequest, HttpResponse, QueryValue
-from ..models import Image, Message, SendResult
+from ..models import Image, InboundMessage, Message, SendResult
 from . import _waha
+from ._inbound import media_get, media_location
 from .base import (
     HTTP_STATUS_RULES,
     Capabilities,
@@ -274,6 +275,13 @@ class WahaAdapter:
         return HttpRequest(
             method="POST", url=self._image_url, headers=self._headers, body=encoded, kind="media"
         )
+
+    def media_request(self, message: InboundMessage) -> HttpRequest:
+        """The GET of an incoming message's ``media.url`` (``/api/files/...``)
+        with the X-Api-Key (docs/webhooks.md §2 (b)); only on base_url's host.
+        """
+        key = tuple((name, value) for name, value in self._headers if name == "X-Api-Key")
+        return media_get(media_location(self.name, self.base_url, message), headers=key)
 
     def decode(self, response: HttpResponse) -> SendResult:
         """Read WAHA's answer (no I/O)."""

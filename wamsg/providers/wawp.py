@@ -37,8 +37,9 @@ from ..errors import (
     Rejected,
 )
 from ..http import HttpRequest, HttpResponse
-from ..models import Image, Message, SendResult
+from ..models import Image, InboundMessage, Message, SendResult
 from . import _waha
+from ._inbound import media_get, media_location
 from .base import HTTP_STATUS_RULES, Capabilities, ErrorRule, check_message, image_mimetype
 from .config import DsnFormat, base_url_setting, required_setting
 
@@ -170,6 +171,14 @@ class WawpAdapter:
             caption=message.caption or "",
             reply_to=message.reply_to,
         )
+
+    def media_request(self, message: InboundMessage) -> HttpRequest:
+        """The GET of an incoming message's ``media.url`` on api.wawp.net, with
+        the instance and token in the query as every Wawp call has them
+        (docs/webhooks.md §3 (b): that the files URL needs them is a guess).
+        """
+        url = media_location(self.name, self.base_url, message)
+        return media_get(url, query=self._query)
 
     def decode(self, response: HttpResponse) -> SendResult:
         """Read Wawp's answer (no I/O)."""

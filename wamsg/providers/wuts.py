@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 import msgspec
 
@@ -37,7 +38,8 @@ from ..errors import (
     Rejected,
 )
 from ..http import Body, HttpRequest, HttpResponse
-from ..models import Image, Message, Recipient, SendResult, Status
+from ..models import Image, InboundMessage, Message, Recipient, SendResult, Status
+from ._inbound import media_get, media_location
 from .base import (
     HTTP_STATUS_RULES,
     WHATSMEOW_USER_SERVER,
@@ -258,6 +260,17 @@ class WutsAdapter:
         return HttpRequest(
             method="POST", url=self._image_url, headers=self._headers, body=payload, kind="media"
         )
+
+    def media_request(self, message: InboundMessage) -> HttpRequest:
+        """``GET /messages/{message_id}/media`` with the Bearer token
+        (docs/webhooks.md §4 (b); an expired CDN copy answers
+        ``{"success": false, "status": "retry_requested"}``).
+        """
+        if message.media is None or message.media.fetch == "unavailable":
+            media_location(self.name, self.base_url, message)  # raises: nothing to fetch
+        url = f"{self.base_url}/messages/{quote(message.message_id, safe='')}/media"
+        auth = tuple((name, value) for name, value in self._headers if name == "Authorization")
+        return media_get(url, headers=auth)
 
     def decode(self, response: HttpResponse) -> SendResult:
         """Read WUTS's answer (no I/O)."""

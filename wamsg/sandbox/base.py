@@ -97,6 +97,10 @@ class GatewaySandbox(abc.ABC):
         ``base_url`` already includes the provider prefix (``.../wawp``).
         """
 
+    def media_authorized(self, request: HttpRequest) -> bool:
+        """Whether a GET of incoming media carries this gateway's credentials."""
+        return True
+
     def hex_id(self, length: int = 16, prefix: str = "3EB0") -> str:
         """A message id like WhatsApp Web's own: ``3EB0`` and upper-case hex."""
         return prefix + "".join(self.random.choices(_HEX, k=length))

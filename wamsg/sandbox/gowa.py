@@ -257,6 +257,13 @@ class GowaSandbox(GatewaySandbox):
         except _Refusal as refusal:
             return refusal.response
 
+    def media_authorized(self, request: HttpRequest) -> bool:
+        """gowa serves ``/statics`` behind the same Basic auth as its API (§1 (b))."""
+        if self.basic_auth is None:
+            return True
+        headers = {k.lower(): v for k, v in request.revealed_headers().items()}
+        return self._authorized(headers.get("authorization"))
+
     def _authorized(self, header: str | None) -> bool:
         # Fiber's basicauth: "Basic " (any case), standard base64, user:pass
         # split at the first colon; gowa compares in constant time (§3.1).

@@ -736,6 +736,15 @@ def build_app(sandbox: Sandbox) -> web.Application:
 
     async def media(request: web.Request) -> web.Response:
         provider = request.match_info["provider"]
+        handler = sandbox.handlers[provider]
+        asked = HttpRequest(
+            method="GET",
+            url=request.path,
+            query=tuple(request.query.items()),
+            headers=tuple(request.headers.items()),
+        )
+        if not handler.media_authorized(asked):
+            return _plain(handler.auth_error())
         found = sandbox.media(provider, request.match_info["name"])
         if found is None:
             raise web.HTTPNotFound(text="no such media")

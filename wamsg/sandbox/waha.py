@@ -302,6 +302,10 @@ class WahaSandbox(GatewaySandbox):
         except msgspec.ValidationError as exc:  # pragma: no cover - the checks above cover it
             return _nest(400, [str(exc)])
 
+    def media_authorized(self, request: HttpRequest) -> bool:
+        """``/api/files`` needs the X-Api-Key like the API (docs/webhooks.md §2 (b))."""
+        return self._authorized(request, request.revealed_query())
+
     def _authorized(self, request: HttpRequest, query: dict[str, str]) -> bool:
         """The X-Api-Key header, else ``?x-api-key=`` (W5 HeaderOrQueryApiKeyStrategy)."""
         if self._key is None:

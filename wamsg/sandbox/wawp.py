@@ -78,6 +78,17 @@ class WawpSandbox(GatewaySandbox):
         self.session = "default"
         self._token = access_token.encode()
 
+    def media_authorized(self, request: HttpRequest) -> bool:
+        """The files URL with the instance and token in the query, as every
+        Wawp call has them (docs/webhooks.md §3 (b): a guess, labelled)."""
+        query = request.revealed_query()
+        token = query.get("access_token", "").encode()
+        return (
+            bool(token)
+            and hmac.compare_digest(token, self._token)
+            and query.get("instance_id") == self.instance_id
+        )
+
     def credentials(self, base_url: str) -> dict[str, Any]:
         """Client settings for this sandbox served at ``base_url``."""
         return {

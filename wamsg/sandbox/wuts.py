@@ -179,6 +179,10 @@ class WutsSandbox(GatewaySandbox):
         item = {"field": exc.field, "message": exc.message, "value": exc.value}
         return self._error(400, "VALIDATION_ERROR", "validation failed", [item])
 
+    def media_authorized(self, request: HttpRequest) -> bool:
+        """``GET /messages/{id}/media`` takes the Bearer token like the API (§4 (b))."""
+        return self._authorized(request)
+
     def _authorized(self, request: HttpRequest) -> bool:
         # Only the Authorization header counts, never the query, a cookie or
         # the body (§4.1). The scheme is matched case-insensitively, and a

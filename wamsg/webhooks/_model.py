@@ -20,7 +20,7 @@ from typing import Any, Literal
 import msgspec
 
 from .._redact import redact
-from ..models import Status
+from ..models import InboundMessage, MediaRef, Status
 
 __all__ = [
     "LADDER",
@@ -81,73 +81,6 @@ def message_key(provider: str, message_id: str) -> str:
     """
     match = _SERIALIZED.fullmatch(message_id)
     return match.group(1) if match else message_id
-
-
-class MediaRef(msgspec.Struct, frozen=True, kw_only=True):
-    """Where an incoming image is and how to fetch it.
-
-    Attributes:
-        fetch: how to get the bytes:
-
-            * ``"gateway_auth"``: GET ``url`` (or the gateway's base URL +
-              ``/`` + ``path``) with the gateway's own credentials (WAHA and
-              Wawp ``media.url`` need the API key; gowa serves ``path``
-              under its base URL, behind its Basic auth);
-            * ``"gateway_api"``: ask the gateway's API (WUTS
-              ``GET /messages/{message_id}/media``);
-            * ``"direct"``: a plain URL;
-            * ``"unavailable"``: the gateway did not download it (WAHA
-              ``media: null``, gowa's encrypted ``mmg.whatsapp.net`` URL).
-        url: an absolute URL when the gateway gives one.
-        path: a path relative to the gateway's base URL (gowa ``statics/...``).
-        mimetype, filename, caption: as the gateway reports them.
-    """
-
-    fetch: Literal["gateway_auth", "gateway_api", "direct", "unavailable"]
-    url: str | None = None
-    path: str | None = None
-    mimetype: str | None = None
-    filename: str | None = None
-    caption: str | None = None
-
-    def __repr__(self) -> str:
-        where = redact(self.url or self.path or "")
-        return f"MediaRef(fetch={self.fetch!r}, at={where!r}, mimetype={self.mimetype!r})"
-
-
-class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):
-    """A message someone sent (or this account sent from its phone: ``from_me``).
-
-    Attributes:
-        message_id: the gateway's id, in its own form.
-        chat_id: the chat (a user or a group JID).
-        sender: who wrote it (the participant in a group).
-        kind: ``"text"``, ``"image"`` or ``"other"`` (video, audio, location...).
-        text: the text, or an image's caption.
-        media: where the image is, for ``kind="image"``.
-        reply_to: the id of the message it quotes.
-        sender_name: the push or contact name the gateway gives.
-        sent_at: WhatsApp's time for the message, UTC.
-    """
-
-    message_id: str
-    chat_id: str
-    sender: str
-    kind: Literal["text", "image", "other"]
-    from_me: bool = False
-    text: str | None = None
-    media: MediaRef | None = None
-    reply_to: str | None = None
-    sender_name: str | None = None
-    sent_at: datetime | None = None
-
-    def __repr__(self) -> str:
-        # No full number or message text in a log line (README, "privacy").
-        text = f"chars={len(self.text)}" if self.text is not None else "no text"
-        return (
-            f"InboundMessage(kind={self.kind!r}, message_id={redact(self.message_id)!r}, "
-            f"chat_id={redact(self.chat_id)!r}, sender={redact(self.sender)!r}, {text})"
-        )
 
 
 class StatusUpdate(msgspec.Struct, frozen=True, kw_only=True):
