@@ -115,6 +115,11 @@ def main() -> None:
         k,
     )
     results["Client.send over MockTransport vs bare await"] = asyncio.run(pipeline(n // 2, k))
+    print_table(results, n, k)
+
+
+def print_table(results: dict[str, list[tuple[float, float]]], n: int, k: int) -> None:
+    """The Markdown table of (wamsg, baseline) µs pairs: median, spread, difference, ratio."""
     print(f"python {sys.version.split()[0]}, {k} interleaved rounds of {n}\n")
     print("| what | wamsg µs (median) | spread | baseline µs | wamsg - baseline µs | ratio |")
     print("|---|---|---|---|---|---|")

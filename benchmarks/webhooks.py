@@ -20,12 +20,11 @@ import asyncio
 import hashlib
 import hmac
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
 
-from codec import rounds
+from codec import print_table, rounds
 
 from wamsg import webhooks
 
@@ -97,17 +96,7 @@ def main() -> None:
     results["receiver.accept (verify, parse, dedupe, tracker) vs verify + json.loads"] = (
         asyncio.run(accept_rounds(gowa, max(n // 4, 100), k))
     )
-    print(f"python {sys.version.split()[0]}, {k} interleaved rounds of {n}\n")
-    print("| what | wamsg µs (median) | spread | baseline µs | wamsg - baseline µs | ratio |")
-    print("|---|---|---|---|---|---|")
-    for name, pairs in results.items():
-        ours = [a for a, _ in pairs]
-        base = [b for _, b in pairs]
-        med, bmed = statistics.median(ours), statistics.median(base)
-        spread = f"{min(ours):.2f}-{max(ours):.2f}"
-        print(
-            f"| {name} | {med:.2f} | {spread} | {bmed:.2f} | {med - bmed:.2f} | {med / bmed:.2f}x |"
-        )
+    print_table(results, n, k)
 
 
 if __name__ == "__main__":
