@@ -6,8 +6,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiohttp import web
+from redis_server import redis_server, redis_session_server, redis_url
 
 from wamsg.sandbox import Sandbox, running_sandbox
+
+# The real redis-server fixtures (tests/redis_server.py): redis_url (shared,
+# emptied per test) and redis_server (a test's own, to stop and start).
+__all__ = ["redis_server", "redis_session_server", "redis_url"]
 
 # The example third-party provider package has its own test suite, run by
 # tests/test_example_provider.py as its users would run it (a separate pytest).

@@ -21,6 +21,7 @@ from ._redact import Secret
 from ._version import __version__
 from .client import Client
 from .config import Config, ProviderConfig, load_config
+from .cooldown import CooldownStore, Health, MemoryCooldownStore
 from .errors import (
     AuthenticationError,
     ConfigError,
@@ -38,6 +39,7 @@ from .errors import (
     RateLimited,
     Rejected,
     SendTimeout,
+    StoreUnavailable,
     TransportError,
     UnsupportedFeature,
     WamsgError,
@@ -45,7 +47,7 @@ from .errors import (
 from .hooks import DeliveryEvent, Hooks
 from .http import ComposedBody, HttpRequest, HttpResponse, MediaChunks, StreamBody
 from .idempotency import DedupeStore, MemoryDedupeStore
-from .limits import Limits, LocalRateLimiter, RateLimiter
+from .limits import InFlightLimiter, Limits, LocalInFlightLimiter, LocalRateLimiter, RateLimiter
 from .models import Attempt, Image, Media, Message, Recipient, SendResult, Status, Text
 from .providers import Adapter, Capabilities, available, create_adapter, register
 from .providers.config import DsnFormat
@@ -68,10 +70,12 @@ __all__ = [
     "Config",
     "ConfigError",
     "ConnectError",
+    "CooldownStore",
     "DedupeStore",
     "DeliveryEvent",
     "Disconnected",
     "DsnFormat",
+    "Health",
     "Hooks",
     "HttpRequest",
     "HttpResponse",
@@ -79,11 +83,14 @@ __all__ = [
     "IdempotencyInFlight",
     "IdempotencyKeyReused",
     "Image",
+    "InFlightLimiter",
     "InvalidMessage",
     "Limits",
+    "LocalInFlightLimiter",
     "LocalRateLimiter",
     "Media",
     "MediaChunks",
+    "MemoryCooldownStore",
     "MemoryDedupeStore",
     "Message",
     "MockTransport",
@@ -103,6 +110,7 @@ __all__ = [
     "SendResult",
     "SendTimeout",
     "Status",
+    "StoreUnavailable",
     "StreamBody",
     "Text",
     "Timeouts",

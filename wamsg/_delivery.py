@@ -42,6 +42,7 @@ from .errors import (
     NoProviderAvailable,
     Outcome,
     SendTimeout,
+    StoreUnavailable,
     WamsgError,
 )
 from .hooks import DeliveryEvent, Hooks
@@ -62,6 +63,9 @@ from .retry import RetryPolicy
 __all__ = ["BulkResult", "Progress", "Sender", "Target"]
 
 logger = logging.getLogger("wamsg")
+
+#: Seconds an idempotency claim outlives its send's deadline, to record the end.
+LEASE_GRACE = 10.0
 
 BulkResult = SendResult | WamsgError
 """One message's outcome in :meth:`Sender.send_many`: its result or its error."""
@@ -214,18 +218,20 @@ class Sender(abc.ABC):
     ) -> tuple[Message, Sequence[Target]]:
         """Check the message before any I/O; return it ready, and who can send it."""
 
-    def _pick(self, targets: Sequence[Target], tried: Sequence[Target]) -> Target | None:
+    async def _pick(self, targets: Sequence[Target], tried: Sequence[Target]) -> Target | None:
         """The next target to try, or None when all were tried this round."""
         for target in targets:
             if target not in tried:
                 return target
         return None
 
-    def _wait_for_target(self, targets: Sequence[Target], excluded: Sequence[Target]) -> float:
+    async def _wait_for_target(
+        self, targets: Sequence[Target], excluded: Sequence[Target]
+    ) -> float:
         """Seconds until some target may be tried again (a router's cooldowns)."""
         return 0.0
 
-    def _attempt_ended(self, target: Target, error: WamsgError | None) -> None:  # noqa: B027
+    async def _attempt_ended(self, target: Target, error: WamsgError | None) -> None:  # noqa: B027
         """Health bookkeeping after each attempt (a router's cooldowns); none by default."""
 
     # -- the public interface ------------------------------------------------
@@ -472,7 +478,9 @@ class Sender(abc.ABC):
         deadline: float | None,
     ) -> str | SendResult:
         """Claim ``key``: a token to finish it with, or the earlier result."""
-        lease = (deadline - started if deadline is not None else 3600.0) + 60.0
+        # The claim outlives the call's deadline by a grace for recording the
+        # end; a worker that dies holds it no longer than that.
+        lease = (deadline - started if deadline is not None else 3600.0) + LEASE_GRACE
         while True:
             claim = await store.claim(key, digest, lease=lease)
             if claim.status == "claimed":
@@ -502,10 +510,27 @@ class Sender(abc.ABC):
     async def _remember(
         store: DedupeStore, key: str, token: str, given: bool, record: Record | None
     ) -> None:
-        if given:
-            await store.finish(key, token, record)
-        elif record is not None:
-            await store.put(key, record)
+        # What the send did has happened: a store that fails to record it
+        # must not turn a sent message into an error. The claim then stays
+        # in flight in the store until its lease ends, and reads "unknown"
+        # afterwards: never free, so nothing is sent twice.
+        try:
+            if given:
+                if not await store.finish(key, token, record):
+                    logger.warning(
+                        "wamsg: the claim on key %s ran out before the send ended; "
+                        "the store keeps it as unknown",
+                        _mask_key(key),
+                    )
+            elif record is not None:
+                await store.put(key, record)
+        except StoreUnavailable as exc:
+            logger.warning(
+                "wamsg: could not record how the send with key %s ended (%s); "
+                "the key reads unknown once its lease ends",
+                _mask_key(key),
+                exc.message,
+            )
 
     async def _deliver(
         self,
@@ -525,13 +550,13 @@ class Sender(abc.ABC):
         hooks = self.hooks
         waited = 0.0
         retries = 0
-        target = self._pick(targets, tried)
+        target = await self._pick(targets, tried)
         while True:
             if target is None:
                 # Nothing to try right now: every provider is cooling down.
                 error: WamsgError = NoProviderAvailable(
                     "every provider is cooling down after failures; nothing was sent",
-                    retry_after=self._wait_for_target(targets, excluded),
+                    retry_after=await self._wait_for_target(targets, excluded),
                 )
                 failed: Target | None = None
             else:
@@ -567,7 +592,7 @@ class Sender(abc.ABC):
                             waited=waited,
                         )
                     )
-                    self._attempt_ended(target, error)
+                    await self._attempt_ended(target, error)
                     if hooks is not None:
                         await hooks.fire(
                             hooks.after_send,
@@ -583,7 +608,7 @@ class Sender(abc.ABC):
                             waited=waited,
                         )
                     )
-                    self._attempt_ended(target, None)
+                    await self._attempt_ended(target, None)
                     result = msgspec.structs.replace(
                         result, attempts=tuple(attempts), idempotency_key=key
                     )
@@ -606,7 +631,7 @@ class Sender(abc.ABC):
                 tried.append(failed)
                 if not error.retryable:
                     excluded.append(failed)
-                following = self._pick(targets, tried)
+                following = await self._pick(targets, tried)
                 if following is not None and limit is None:
                     if hooks is not None:
                         await hooks.fire(
@@ -653,7 +678,7 @@ class Sender(abc.ABC):
             retries += 1
             delay = policy.delay(retries, error)
             if following is None:
-                delay = max(delay, self._wait_for_target(targets, excluded))
+                delay = max(delay, await self._wait_for_target(targets, excluded))
             now = time.monotonic()
             if math.isinf(delay):
                 why = "the gateway asked to wait longer than the policy's max_retry_after"
@@ -679,7 +704,7 @@ class Sender(abc.ABC):
                 await anyio.sleep(delay)
             waited = delay
             tried[:] = excluded
-            target = following if following is not None else self._pick(targets, tried)
+            target = following if following is not None else await self._pick(targets, tried)
 
     @staticmethod
     def _limit_reason(policy: RetryPolicy, attempts: list[Attempt], message: Message) -> str | None:

@@ -35,7 +35,7 @@ from .errors import (
 from .hooks import Hooks
 from .http import HttpRequest, HttpResponse
 from .idempotency import DedupeStore
-from .limits import Limits, LocalRateLimiter, RateLimiter
+from .limits import InFlightLimiter, Limits, LocalInFlightLimiter, LocalRateLimiter, RateLimiter
 from .models import Image, InboundMessage, Message, SendResult
 from .providers import Adapter, create_adapter
 from .providers.base import check_message, error_from_response
@@ -73,10 +73,16 @@ class Client(Sender):
         limits: the rate, burst, pacing and sends in flight this gateway
             instance is held to (none by default).
         rate_limiter: a shared :class:`~wamsg.RateLimiter` to use instead of
-            the in-process one built from ``limits``.
+            the in-process one built from ``limits`` (``wamsg.redis`` has
+            one shared by every worker).
+        in_flight_limiter: a shared :class:`~wamsg.InFlightLimiter` to use
+            instead of the in-process one built from ``limits.max_in_flight``.
         dedupe: the idempotency store: True for an in-memory one (the
             default), a :class:`~wamsg.DedupeStore` to share one, False for none.
         hooks: callbacks at each step of a send.
+        name: this gateway instance's name in logs and in shared stores (a
+            :class:`~wamsg.Router`'s cooldowns); ``from_config`` uses the
+            file's provider name. Never put a secret or a phone number here.
         **settings: the provider's settings (``instance_id``, ``access_token``...).
     """
 
@@ -93,8 +99,10 @@ class Client(Sender):
         retry: RetryPolicy | None = None,
         limits: Limits | None = None,
         rate_limiter: RateLimiter | None = None,
+        in_flight_limiter: InFlightLimiter | None = None,
         dedupe: DedupeStore | bool = True,
         hooks: Hooks | None = None,
+        name: str | None = None,
         **settings: Any,
     ) -> None:
         if isinstance(provider, str):
@@ -110,29 +118,34 @@ class Client(Sender):
                     f"provider must be a name or an adapter, not {type(provider).__name__}"
                 )
             self.adapter = provider
-        for name, value in (
+        for option, value in (
             ("connect_timeout", connect_timeout),
             ("read_timeout", read_timeout),
             ("media_connect_timeout", media_connect_timeout),
             ("media_read_timeout", media_read_timeout),
         ):
             if value is not None and not valid_seconds(value):
-                raise ConfigError(f"{name} must be a positive, finite number of seconds or None")
+                raise ConfigError(f"{option} must be a positive, finite number of seconds or None")
         self._configure(timeout=timeout, retry=retry, dedupe=dedupe, hooks=hooks)
         if limits is not None and not isinstance(limits, Limits):
             raise ConfigError(f"limits must be a wamsg.Limits, not {type(limits).__name__}")
         if rate_limiter is not None and not isinstance(rate_limiter, RateLimiter):
             raise ConfigError("rate_limiter must have an async acquire(recipient, deadline=)")
         self._provider = self.adapter.name
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise ConfigError("name must be a non-empty string")
+        self.name = name
         self.limits = limits
         self._rate_limiter = rate_limiter
         if rate_limiter is None and limits is not None and limits.paces:
             self._rate_limiter = LocalRateLimiter(limits)
-        self._in_flight = (
-            anyio.CapacityLimiter(limits.max_in_flight)
-            if limits is not None and limits.max_in_flight is not None
-            else None
-        )
+        if in_flight_limiter is not None and not isinstance(in_flight_limiter, InFlightLimiter):
+            raise ConfigError(
+                "in_flight_limiter must have async acquire(deadline=) and release(token)"
+            )
+        if in_flight_limiter is None and limits is not None and limits.max_in_flight is not None:
+            in_flight_limiter = LocalInFlightLimiter(limits.max_in_flight)
+        self._in_flight = in_flight_limiter
         self._forwards_keys = self.adapter.capabilities.client_message_id
         self._timeouts = {
             "text": Timeouts(connect=connect_timeout, read=read_timeout),
@@ -208,7 +221,7 @@ class Client(Sender):
             except ConfigError as exc:
                 where = f"{config.source} [providers.{key}.client] limits"
                 raise ConfigError(f"{where}: {exc.message}") from None
-        return cls(config.provider(key).create_adapter(), **{**in_file, **options})
+        return cls(config.provider(key).create_adapter(), **{"name": key, **in_file, **options})
 
     @property
     def provider(self) -> str:
@@ -291,8 +304,14 @@ class Client(Sender):
     ) -> tuple[SendResult, int]:
         """One try: wait for this gateway's limits, then send and decode."""
         slots = self._in_flight
+        token: object = None
         if slots is not None:
-            await _acquire(slots, deadline, self.provider)
+            try:
+                token = await slots.acquire(deadline=deadline)
+            except TransportError as exc:
+                if not exc.provider:
+                    exc.provider = self.provider
+                raise
         try:
             if self._rate_limiter is not None:
                 try:
@@ -319,7 +338,7 @@ class Client(Sender):
             return await self._send_once(request, remaining)
         finally:
             if slots is not None:
-                slots.release()
+                await slots.release(token)
 
     async def _send_once(
         self, request: HttpRequest, remaining: float | None
@@ -375,20 +394,6 @@ class Client(Sender):
                 outcome=Outcome.UNKNOWN,
             ) from None
         return response
-
-
-async def _acquire(slots: anyio.CapacityLimiter, deadline: float | None, provider: str) -> None:
-    if deadline is None:
-        await slots.acquire()
-        return
-    with anyio.move_on_after(deadline - time.monotonic()):
-        await slots.acquire()
-        return
-    raise SendTimeout(
-        f"{provider}: no free send slot (max_in_flight) before the deadline; nothing was sent",
-        provider=provider,
-        outcome=Outcome.NOT_SENT,
-    )
 
 
 async def prepare_image(

@@ -17,9 +17,10 @@
     │   ├── Rejected                     400/404/422 …, outcome=rejected
     │   └── ProviderUnavailable          5xx
     ├── NoProviderAvailable              a Router's providers are all cooling down
-    └── IdempotencyError                 the send's idempotency key forbids it
-        ├── IdempotencyKeyReused         the key already named another message
-        └── IdempotencyInFlight          a send with this key is still running
+    ├── IdempotencyError                 the send's idempotency key forbids it
+    │   ├── IdempotencyKeyReused         the key already named another message
+    │   └── IdempotencyInFlight          a send with this key is still running
+    └── StoreUnavailable                 a shared store (Redis) cannot be reached; not_sent
 
 Every error has an :class:`Outcome`. Local errors are raised before any I/O, so
 their outcome is always ``not_sent``. ``outcome`` is what makes retries and
@@ -56,6 +57,7 @@ __all__ = [
     "RateLimited",
     "Rejected",
     "SendTimeout",
+    "StoreUnavailable",
     "TransportError",
     "UnsupportedFeature",
     "WamsgError",
@@ -286,6 +288,26 @@ class IdempotencyInFlight(IdempotencyError):
     """
 
     retryable = True
+
+
+class StoreUnavailable(WamsgError):
+    """A shared store the send depends on (Redis) could not be reached; nothing was sent.
+
+    The idempotency store *fails closed*: sending without the claim is the
+    one way a worker could send a message twice, so the send stops here
+    (docs/scaling.md). ``retryable``: the store may be back soon.
+
+    Attributes:
+        store: which store failed (``"dedupe"``, ``"rate_limit"``,
+            ``"in_flight"``, ``"cooldown"``, ``"outbox"``).
+    """
+
+    outcome = Outcome.NOT_SENT
+    retryable = True
+
+    def __init__(self, message: str, *, store: str = "") -> None:
+        super().__init__(message)
+        self.store = store
 
 
 class WebhookError(WamsgError):

@@ -23,8 +23,8 @@ message is refused with :class:`~wamsg.IdempotencyKeyReused`, told apart by
 a :func:`fingerprint` of the message.
 
 :class:`MemoryDedupeStore` is the default: bounded (LRU) and with a TTL, for
-one process. The protocol is small so that a shared store (Redis, a
-database) can stand in for it across workers.
+one process. The protocol is small so that a shared store can stand in for
+it across workers: ``wamsg.redis.RedisDedupeStore`` (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -97,8 +97,13 @@ class DedupeStore(Protocol):
         """
         ...
 
-    async def finish(self, key: str, token: str, record: Record | None) -> None:
-        """End a claim: store ``record``, or release the key when it is None (not sent)."""
+    async def finish(self, key: str, token: str, record: Record | None) -> bool:
+        """End a claim: store ``record``, or release the key when it is None (not sent).
+
+        Returns False, and changes nothing, when the claim was lost (its
+        lease ran out and the key now reads ``unknown`` or was taken over):
+        a claim that is not the caller's is never overwritten.
+        """
         ...
 
     async def put(self, key: str, record: Record) -> None:
@@ -185,17 +190,18 @@ class MemoryDedupeStore:
             return Claim(status="in_flight")
         return Claim(status="done", record=entry.record)
 
-    async def finish(self, key: str, token: str, record: Record | None) -> None:
+    async def finish(self, key: str, token: str, record: Record | None) -> bool:
         """See :meth:`DedupeStore.finish`."""
         entry = self._entries.get(key)
         if entry is None or entry.token != token or entry.record is not None:
-            return  # lost the claim (lease expired): never overwrite
+            return False  # lost the claim (lease expired): never overwrite
         if record is None:
             del self._entries[key]
         else:
             entry.record = record
             entry.expires = self._clock() + self.ttl
         self._wake(entry)
+        return True
 
     async def put(self, key: str, record: Record) -> None:
         """See :meth:`DedupeStore.put`."""

@@ -9,7 +9,11 @@ plan's rate. So each client can hold its sends to:
 - **pacing**: a random gap between two sends of the instance, and another
   between two sends to the same recipient, the jitter that makes traffic
   look less like a script;
-- a **maximum of sends in flight** (:class:`anyio.CapacityLimiter`).
+- a **maximum of sends in flight** (:class:`InFlightLimiter`;
+  :class:`LocalInFlightLimiter` wraps an :class:`anyio.CapacityLimiter`).
+
+The limiters are protocols: the in-process ones here are the defaults, and
+``wamsg.redis`` shares them between workers (docs/scaling.md).
 
 Each wait is a *reservation*: the caller takes the next free slot at once
 and sleeps until it, so concurrent callers are served first come, first
@@ -31,7 +35,18 @@ import msgspec
 
 from .errors import ConfigError, Outcome, SendTimeout
 
-__all__ = ["Limits", "LocalRateLimiter", "RateLimiter"]
+
+def turn_too_late(wait: float) -> SendTimeout:
+    """The error of a rate-limit turn that comes after the call's deadline."""
+    return SendTimeout(
+        f"the rate limit gives the next turn in {wait:.2f}s, after the "
+        "call's deadline; nothing was sent",
+        outcome=Outcome.NOT_SENT,
+        retryable=False,
+    )
+
+
+__all__ = ["InFlightLimiter", "Limits", "LocalInFlightLimiter", "LocalRateLimiter", "RateLimiter"]
 
 
 def _gap(name: str, value: tuple[float, float] | None) -> None:
@@ -145,12 +160,7 @@ class LocalRateLimiter:
         if pace_to is not None:
             start = max(start, self._next_to.get(recipient, -math.inf))
         if deadline is not None and start > deadline:
-            raise SendTimeout(
-                f"the rate limit gives the next turn in {start - now:.2f}s, after the "
-                "call's deadline; nothing was sent",
-                outcome=Outcome.NOT_SENT,
-                retryable=False,
-            )
+            raise turn_too_late(start - now)
         # Reserve the turn now, before sleeping, so that callers queue in order.
         if self._interval:
             self._tat = max(self._tat, start) + self._interval
@@ -176,3 +186,61 @@ class LocalRateLimiter:
             if until > now and len(table) <= self.MAX_RECIPIENTS:
                 break
             del table[key]
+
+
+@runtime_checkable
+class InFlightLimiter(Protocol):
+    """Holds one gateway instance to a number of sends waiting for an answer at once."""
+
+    async def acquire(self, *, deadline: float | None) -> object:
+        """Wait for a free slot; return a token to :meth:`release` it with.
+
+        Raises:
+            SendTimeout: with outcome ``not_sent``, when no slot is free
+                before ``deadline`` (a :func:`time.monotonic` time).
+        """
+        ...
+
+    async def release(self, token: object) -> None:
+        """Give the slot back (called even when the send was cancelled)."""
+        ...
+
+
+class LocalInFlightLimiter:
+    """The in-process :class:`InFlightLimiter`: an :class:`anyio.CapacityLimiter`.
+
+    Args:
+        limit: sends in flight at most.
+    """
+
+    def __init__(self, limit: int) -> None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigError("the in-flight limit must be a whole number >= 1")
+        self.limit = limit
+        self._slots = anyio.CapacityLimiter(limit)
+
+    def __repr__(self) -> str:
+        return f"LocalInFlightLimiter({self.limit})"
+
+    @property
+    def in_flight(self) -> int:
+        """Slots taken now."""
+        return int(self._slots.borrowed_tokens)
+
+    async def acquire(self, *, deadline: float | None) -> object:
+        """See :meth:`InFlightLimiter.acquire`."""
+        slots = self._slots
+        if deadline is None:
+            await slots.acquire()
+            return None
+        with anyio.move_on_after(deadline - time.monotonic()):
+            await slots.acquire()
+            return None
+        raise SendTimeout(
+            "no free send slot (max_in_flight) before the deadline; nothing was sent",
+            outcome=Outcome.NOT_SENT,
+        )
+
+    async def release(self, token: object) -> None:
+        """See :meth:`InFlightLimiter.release`."""
+        self._slots.release()

@@ -13,6 +13,10 @@ skipped meanwhile. Then one send probes it (a "half-open" circuit breaker);
 success brings it back, failure starts another cooldown. The idempotency
 key belongs to the router, not to a provider, so failover cannot resend a
 message under the same key.
+
+Failures, cooldowns and probes live in a :class:`~wamsg.CooldownStore`
+(``wamsg/cooldown.py``): in memory by default, or shared by every worker
+(``wamsg.redis.RedisCooldownStore``).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any
 from ._delivery import Sender, Target
 from .client import Client, prepare_image
 from .config import Config, load_config
+from .cooldown import CooldownStore, Health, MemoryCooldownStore
 from .errors import (
     AuthenticationError,
     ConfigError,
@@ -34,6 +39,7 @@ from .errors import (
     Outcome,
     ProviderConfigError,
     SendTimeout,
+    StoreUnavailable,
     UnsupportedFeature,
     WamsgError,
 )
@@ -50,17 +56,6 @@ logger = logging.getLogger("wamsg")
 
 #: Seconds between looks at a provider that another send is probing.
 _PROBE_POLL = 1.0
-
-
-class _Health:
-    __slots__ = ("failures", "probe_started", "until")
-
-    def __init__(self) -> None:
-        self.failures = 0
-        self.until = 0.0
-        """When the cooldown ends; 0 while healthy."""
-        self.probe_started = -math.inf
-        """When the send probing it after a cooldown began."""
 
 
 class Router(Sender):
@@ -86,7 +81,11 @@ class Router(Sender):
         cooldown: seconds a provider is skipped after that.
         dedupe: the idempotency store (see :class:`~wamsg.Client`).
         hooks: callbacks at each step, ``on_failover`` included.
-        clock: a monotonic clock in seconds, for cooldowns.
+        cooldowns: where failures and cooldowns are kept, by each client's
+            ``name`` (or ``"<position>:<provider>"``); a
+            :class:`~wamsg.MemoryCooldownStore` by default, a shared one
+            (``wamsg.redis``) for many workers.
+        clock: a monotonic clock in seconds, for the default store's cooldowns.
     """
 
     def __init__(
@@ -99,6 +98,7 @@ class Router(Sender):
         cooldown: float = 30.0,
         dedupe: DedupeStore | bool = True,
         hooks: Hooks | None = None,
+        cooldowns: CooldownStore | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         clients = tuple(clients)
@@ -113,12 +113,28 @@ class Router(Sender):
             raise ConfigError("failures must be a whole number >= 1")
         if not (math.isfinite(cooldown) and cooldown >= 0):
             raise ConfigError("cooldown must be a finite number of seconds >= 0")
+        if cooldowns is None:
+            cooldowns = MemoryCooldownStore(clock=clock)
+        elif not isinstance(cooldowns, CooldownStore):
+            raise ConfigError(
+                f"cooldowns must be a wamsg.CooldownStore, not {type(cooldowns).__name__}"
+            )
+        names = [c.name or f"{i}:{c.provider}" for i, c in enumerate(clients)]
+        if len(set(names)) != len(names):
+            raise ConfigError("two clients have the same name; give each its own")
         self._configure(timeout=timeout, retry=retry, dedupe=dedupe, hooks=hooks)
         self.clients = clients
         self.failures = failures
         self.cooldown = cooldown
+        self.cooldowns = cooldowns
         self._clock = clock
-        self._health = {id(c): _Health() for c in clients}
+        self._names = {id(c): name for c, name in zip(clients, names, strict=True)}
+        # This router's last look at the store: what is unhealthy, and when
+        # it was seen (for cooling_down()); the probes this router holds; the
+        # gateways it counted failures against since their last success.
+        self._view: dict[str, tuple[Health, float]] = {}
+        self._probes: set[str] = set()
+        self._failing: set[str] = set()
         self._forwards_keys = any(c.adapter.capabilities.client_message_id for c in clients)
         self._closed = False
 
@@ -159,13 +175,16 @@ class Router(Sender):
         return f"<wamsg.Router [{', '.join(repr(c) for c in self.clients)}]{state}>"
 
     def cooling_down(self) -> dict[str, float]:
-        """Providers in cooldown now, with the seconds left for each (by position and name)."""
+        """Providers in cooldown, with the seconds left for each, by name.
+
+        A client's name is its ``name`` or ``"<position>:<provider>"``. This
+        is the router's last look at its :class:`~wamsg.CooldownStore` (each
+        send looks), so a shared store's news from other workers shows here
+        after this router's next send.
+        """
         now = self._clock()
-        return {
-            f"{i}:{c.provider}": self._health[id(c)].until - now
-            for i, c in enumerate(self.clients)
-            if self._health[id(c)].until > now
-        }
+        left = {name: health.cooling - (now - seen) for name, (health, seen) in self._view.items()}
+        return {name: seconds for name, seconds in left.items() if seconds > 0}
 
     async def _close(self) -> None:
         """Close every client (see :meth:`aclose`)."""
@@ -198,71 +217,97 @@ class Router(Sender):
             message = await prepare_image(lead.provider, lead.adapter, message, deadline)
         return message, able
 
-    def _pick(self, targets: Sequence[Target], tried: Sequence[Target]) -> Target | None:
+    def _name(self, target: Target) -> str:
+        return self._names[id(target)]
+
+    async def _look(self, targets: Sequence[Target]) -> tuple[list[str], dict[str, Health]]:
+        names = [self._name(t) for t in targets]
+        health = await self.cooldowns.health(names)
         now = self._clock()
-        for target in targets:
-            if target in tried:
-                continue
-            health = self._health[id(target)]
-            if health.until == 0.0:
+        for name in names:
+            seen = health.get(name)
+            if seen is None:
+                self._view.pop(name, None)
+            else:
+                self._view[name] = (seen, now)
+        return names, health
+
+    async def _pick(self, targets: Sequence[Target], tried: Sequence[Target]) -> Target | None:
+        candidates = [t for t in targets if t not in tried]
+        if not candidates:
+            return None
+        names, health = await self._look(candidates)
+        for target, name in zip(candidates, names, strict=True):
+            seen = health.get(name)
+            if seen is None:
                 return target
-            if now < health.until:
+            if seen.cooling > 0 or seen.probing > 0:
                 continue
             # Cooldown over: one send probes it; the others keep skipping it
             # until that probe ends (or is itself older than a cooldown).
-            if now - health.probe_started >= self._probe_window:
-                health.probe_started = now
+            if await self.cooldowns.try_probe(name, self._probe_window):
+                self._probes.add(name)
                 return target
         return None
 
-    def _wait_for_target(self, targets: Sequence[Target], excluded: Sequence[Target]) -> float:
-        now = self._clock()
+    async def _wait_for_target(
+        self, targets: Sequence[Target], excluded: Sequence[Target]
+    ) -> float:
+        # Who sits out this call is no reason to wait for its cooldown.
+        waiting = [t for t in targets if t not in excluded]
+        if not waiting:
+            return 0.0
+        names, health = await self._look(waiting)
         waits = []
-        for target in targets:
-            if target in excluded:
-                continue  # sits out this call: its cooldown is no reason to wait
-            health = self._health[id(target)]
-            if health.until > now:
-                waits.append(health.until - now)
-            elif health.until and now - health.probe_started < self._probe_window:
+        for name in names:
+            seen = health.get(name)
+            if seen is None:
+                return 0.0  # free now
+            if seen.cooling > 0:
+                waits.append(seen.cooling)
+            elif seen.probing > 0:
                 # Cooldown over, and one send is probing it: the others look
                 # again within a second (a probe's answer usually comes
                 # sooner) instead of spending their attempts at once on "no
                 # provider"; never later than when another probe may start.
-                waits.append(min(_PROBE_POLL, health.probe_started + self._probe_window - now))
+                waits.append(min(_PROBE_POLL, seen.probing))
             else:
-                return 0.0  # free now
-        return max(0.0, min(waits)) if waits else 0.0
+                return 0.0  # half-open with no probe: the next pick takes it
+        return max(0.0, min(waits))
 
     @property
     def _probe_window(self) -> float:
         """Seconds a probe owns a provider after its cooldown, before another may start."""
         return max(self.cooldown, 1.0)
 
-    def _attempt_ended(self, target: Target, error: WamsgError | None) -> None:
-        health = self._health[id(target)]
+    async def _attempt_ended(self, target: Target, error: WamsgError | None) -> None:
+        name = self._name(target)
+        probe = name in self._probes
+        self._probes.discard(name)
+        store = self.cooldowns
         if error is not None and _neutral(error):
             # The gateway was not asked: no news of its health. A probe that
             # ended so leaves the probe to the next send.
-            if health.until:
-                health.probe_started = -math.inf
+            if probe:
+                await store.release_probe(name)
             return
         if error is None or not _counts_against(error):
-            if health.until:
-                logger.info("wamsg: %s answered again; it is back in rotation", target.provider)
-            health.failures = 0
-            health.until = 0.0
-            health.probe_started = -math.inf
+            # Only news of a gateway this router saw failing costs a store
+            # call: a healthy send path stays free of it.
+            if probe or name in self._failing or name in self._view:
+                self._failing.discard(name)
+                self._view.pop(name, None)
+                if await store.succeeded(name):
+                    logger.info("wamsg: %s answered again; it is back in rotation", target.provider)
             return
-        health.failures += 1
-        if health.until or health.failures >= self.failures:
-            health.until = self._clock() + self.cooldown
-            health.probe_started = -math.inf
+        self._failing.add(name)
+        if await store.failed(name, threshold=self.failures, cooldown=self.cooldown):
+            self._view[name] = (Health(cooling=self.cooldown), self._clock())
             logger.warning(
-                "wamsg: %s cools down for %.0fs after %d failures in a row (last: %s)",
+                "wamsg: %s cools down for %.0fs after %s (last: %s)",
                 target.provider,
                 self.cooldown,
-                health.failures,
+                "its probe failed" if probe else f"{self.failures} failures in a row",
                 type(error).__name__,
             )
 
@@ -276,8 +321,8 @@ def _neutral(error: WamsgError) -> bool:
     """
     if isinstance(error, ProviderConfigError):
         return False  # the gateway's own answer about our settings
-    if isinstance(error, InvalidMessage | UnsupportedFeature | ConfigError):
-        return True
+    if isinstance(error, InvalidMessage | UnsupportedFeature | ConfigError | StoreUnavailable):
+        return True  # refused here, or our shared store (Redis) is down
     return isinstance(error, SendTimeout) and error.outcome is Outcome.NOT_SENT
 
 
