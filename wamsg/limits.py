@@ -230,12 +230,15 @@ class LocalInFlightLimiter:
     async def acquire(self, *, deadline: float | None) -> object:
         """See :meth:`InFlightLimiter.acquire`."""
         slots = self._slots
+        # Borrowed on behalf of a token of its own, not of the task: one
+        # task may hold several slots, and another task may give one back.
+        token = object()
         if deadline is None:
-            await slots.acquire()
-            return None
+            await slots.acquire_on_behalf_of(token)
+            return token
         with anyio.move_on_after(deadline - time.monotonic()):
-            await slots.acquire()
-            return None
+            await slots.acquire_on_behalf_of(token)
+            return token
         raise SendTimeout(
             "no free send slot (max_in_flight) before the deadline; nothing was sent",
             outcome=Outcome.NOT_SENT,
@@ -243,4 +246,4 @@ class LocalInFlightLimiter:
 
     async def release(self, token: object) -> None:
         """See :meth:`InFlightLimiter.release`."""
-        self._slots.release()
+        self._slots.release_on_behalf_of(token)
