@@ -743,6 +743,43 @@ async def test_webhook_refusals_and_events(leaks: Leaks) -> None:
     leaks.logs()
 
 
+async def test_a_shared_store_that_is_down(leaks: Leaks, gateway: tuple[Sandbox, str]) -> None:
+    # wamsg.redis with its password in the URL and no server: the dedupe
+    # store fails closed, the rate limiter falls back to a local share, and
+    # neither the password nor the key's text reaches an error or a log.
+    from urllib.parse import quote
+
+    from wamsg.redis import RedisDedupeStore, RedisRateLimiter, connect
+
+    box, url = gateway
+    password = RIGHT["waha"]["api_key"]
+    redis = connect(f"redis://:{quote(password, safe='')}@127.0.0.1:{_closed_port()}/0")
+    try:
+        store = RedisDedupeStore(redis, namespace="nl")
+        limiter = RedisRateLimiter(redis, "nl-gateway", wamsg.Limits(rate=100, burst=5))
+        leaks.render("RedisDedupeStore", store)
+        leaks.render("RedisRateLimiter", limiter)
+        async with client(
+            leaks, "wuts", settings(box, url, "wuts"), dedupe=store, rate_limiter=limiter
+        ) as c:
+            error = await leaks.failure(
+                "redis down",
+                c.send_text(PHONE, "not without the claim", idempotency_key=f"order {PHONE}"),
+                wamsg.StoreUnavailable,
+            )
+            assert error.outcome is wamsg.Outcome.NOT_SENT
+        assert len(box.outbox) == 0
+        open_store = RedisDedupeStore(redis, namespace="nl", on_store_error="open")
+        async with client(
+            leaks, "wuts", settings(box, url, "wuts"), dedupe=open_store, rate_limiter=limiter
+        ) as c:
+            leaks.result("fail-open", await c.send_text(PHONE, "sent unchecked"))
+        assert len(box.outbox) == 1
+        leaks.logs()
+    finally:
+        await redis.aclose()
+
+
 # --------------------------------------------------------------------------
 # Did the tests above meet every error class?
 # --------------------------------------------------------------------------
@@ -773,6 +810,7 @@ COVERED: dict[type[wamsg.WamsgError], str] = {
     errors.WebhookReplay: "test_webhook_refusals_and_events",
     errors.WebhookVerificationUnsupported: "test_webhook_refusals_and_events",
     errors.WebhookPayloadError: "test_webhook_refusals_and_events",
+    errors.StoreUnavailable: "test_a_shared_store_that_is_down",
 }
 
 

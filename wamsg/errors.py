@@ -291,7 +291,10 @@ class IdempotencyInFlight(IdempotencyError):
 
 
 class StoreUnavailable(WamsgError):
-    """A shared store the send depends on (Redis) could not be reached; nothing was sent.
+    """A shared store the send needs (Redis) could not be reached, or refused; nothing was sent.
+
+    Refused: a full outbox (``RedisOutbox(maxlen=)``) refuses a new entry
+    rather than trim one that is not sent yet.
 
     The idempotency store *fails closed*: sending without the claim is the
     one way a worker could send a message twice, so the send stops here
