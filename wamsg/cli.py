@@ -10,6 +10,8 @@ Commands:
 * ``wamsg send-bulk``: send every row of a CSV file, with a results file
   that lets a re-run send only what was not sent (docs/cli-bulk.md).
 * ``wamsg providers``: what each provider can do, and its settings.
+* ``wamsg worker``: send what a Redis outbox holds, sharing limits and
+  dedupe with every other worker of the queue (``wamsg[redis]``).
 
 Exit codes: 0 sent; 1 not sent (refused by the gateway or not delivered to
 it: safe to fix and retry); 2 bad usage, input or configuration (nothing
@@ -621,6 +623,10 @@ def _parser() -> argparse.ArgumentParser:
 
     _webhook_cli.add_parser(commands, [common], port=_port, host=_host)
 
+    from . import _worker_cli
+
+    _worker_cli.add_parser(commands, [common])
+
     text = commands.add_parser("send-text", parents=[common], help="send a text message")
     _add_send_options(text)
     text.add_argument("text", help="the text; - reads it from stdin")
@@ -674,6 +680,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from . import _webhook_cli
 
             return asyncio.run(_webhook_cli.listen(args, dict(os.environ), _wait_for_stop))
+        if args.command == "worker":
+            from . import _worker_cli
+
+            return asyncio.run(_worker_cli.run(args, dict(os.environ)))
     except _bulk.BadInput as bad:
         for problem in bad.problems[:_MAX_SHOWN_ERRORS]:
             print(f"wamsg: {clean(problem)}", file=sys.stderr)
