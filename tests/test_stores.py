@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Sequence
 
+import anyio
 import pytest
 
 import wamsg
@@ -225,4 +226,65 @@ async def test_a_store_outage_is_neutral_for_cooldowns() -> None:
     ]
     assert not [c for c in store.calls if c[0] == "failed"]
     assert router.cooling_down() == {}
+    assert len(box.outbox) == 1
+
+
+# -- what comes after a send that went out can never make it "not sent" -----
+
+
+class SlowStore(MemoryCooldownStore):
+    """A shared store's success call: a network round trip (a checkpoint)."""
+
+    async def succeeded(self, name: str) -> bool:
+        await anyio.sleep(0.05)
+        return await super().succeeded(name)
+
+
+class FailingStore(MemoryCooldownStore):
+    """A shared store that is down when the send's end is recorded."""
+
+    async def succeeded(self, name: str) -> bool:
+        raise wamsg.StoreUnavailable("the cooldown store is down", store="cooldown")
+
+
+async def test_a_cancellation_while_a_store_records_the_success_keeps_the_key() -> None:
+    box = Sandbox(seed=1)
+    box.add_fault(Fault(kind="server_error", provider="wuts", times=1))  # so it saw a failure
+    router = wamsg.Router(
+        [sandbox_client("wuts", box)], cooldowns=SlowStore(), retry=RetryPolicy(wait=False)
+    )
+    async with router:
+        with anyio.move_on_after(0.03):
+            await router.send_text(PHONE, "hello", idempotency_key="order-1")
+        again = await router.send_text(PHONE, "hello", idempotency_key="order-1")
+    assert again.replayed
+    assert len(box.outbox) == 1
+
+
+async def test_a_store_that_fails_after_the_send_does_not_fail_the_send() -> None:
+    box = Sandbox(seed=1)
+    box.add_fault(Fault(kind="server_error", provider="wuts", times=1))
+    router = wamsg.Router(
+        [sandbox_client("wuts", box)], cooldowns=FailingStore(), retry=RetryPolicy(wait=False)
+    )
+    async with router:
+        sent = await router.send_text(PHONE, "hello", idempotency_key="order-2")
+        again = await router.send_text(PHONE, "hello", idempotency_key="order-2")
+    assert not sent.replayed
+    assert again.replayed
+    assert len(box.outbox) == 1
+
+
+async def test_a_cancellation_in_an_after_send_hook_records_the_send() -> None:
+    async def slow_hook(event: wamsg.DeliveryEvent) -> None:
+        await anyio.sleep(1)
+
+    box = Sandbox(seed=1)
+    client = sandbox_client("wuts", box, hooks=wamsg.Hooks(after_send=slow_hook))
+    async with client:
+        with anyio.move_on_after(0.1):
+            await client.send_text(PHONE, "hello", idempotency_key="order-3")
+        assert len(box.outbox) == 1
+        again = await client.send_text(PHONE, "hello", idempotency_key="order-3")
+    assert again.replayed  # recorded as sent, not released (nor unknown)
     assert len(box.outbox) == 1

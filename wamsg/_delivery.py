@@ -100,13 +100,20 @@ def _replayable(message: Message) -> bool:
 class Progress:
     """Whether a send may have reached the gateway, for a cancelled call."""
 
-    __slots__ = ("sending", "unknown")
+    __slots__ = ("delivered", "sending", "unknown")
 
     def __init__(self) -> None:
         self.sending = False
         """A request is being written or awaited right now."""
         self.unknown = False
         """An earlier attempt ended with outcome ``unknown``."""
+        self.delivered: SendResult | None = None
+        """The gateway accepted the message (set before any bookkeeping that follows)."""
+
+    @property
+    def may_be_out(self) -> bool:
+        """Whether the message may have reached the gateway."""
+        return self.sending or self.unknown or self.delivered is not None
 
 
 class Target(Protocol):
@@ -387,14 +394,27 @@ class Sender(abc.ABC):
         except WamsgError as error:
             error.idempotency_key = key
             if store is not None:
-                await self._remember(store, key, token, given, _record(error, digest))
+                record = _record(error, digest)
+                if record is None and progress.may_be_out:
+                    # Something after a request failed "not sent" (a store's
+                    # bookkeeping, say): the request itself may be out, so
+                    # the key must never read free, nor the error say so.
+                    error.outcome = Outcome.UNKNOWN
+                    error.retryable = False
+                    record = Record(state="unknown", fingerprint=digest, error=error)
+                await self._remember(store, key, token, given, record)
             raise
         except BaseException:
             # Cancelled (or a bug): if a request may be out, the key must
             # read "unknown", never "free" (shielded: the scope is cancelled).
             if store is not None:
                 record = None
-                if progress.sending or progress.unknown:
+                if progress.delivered is not None:
+                    # Cancelled after the gateway took it (in a hook, say):
+                    # it was sent, and a retry with the key must replay that.
+                    kept = msgspec.structs.replace(progress.delivered, raw=b"", idempotency_key=key)
+                    record = Record(state="sent", fingerprint=digest, result=kept)
+                elif progress.may_be_out:
                     lost = SendTimeout(
                         "the send was cancelled while its request was in flight; "
                         "the message may have been sent",
@@ -599,6 +619,7 @@ class Sender(abc.ABC):
                             _event("after_send", target, attempts, message, key, error=error),
                         )
                 else:
+                    progress.delivered = result
                     progress.sending = False
                     attempts.append(
                         Attempt(

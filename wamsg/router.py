@@ -28,6 +28,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import anyio
+
 from ._delivery import Sender, Target
 from .client import Client, prepare_image
 from .config import Config, load_config
@@ -56,6 +58,9 @@ logger = logging.getLogger("wamsg")
 
 #: Seconds between looks at a provider that another send is probing.
 _PROBE_POLL = 1.0
+
+#: Seconds a shared cooldown store may take to record an attempt's end.
+_STORE_BOUND = 5.0
 
 
 class Router(Sender):
@@ -127,6 +132,7 @@ class Router(Sender):
         self.failures = failures
         self.cooldown = cooldown
         self.cooldowns = cooldowns
+        self._shared_store = type(cooldowns) is not MemoryCooldownStore
         self._clock = clock
         self._names = {id(c): name for c, name in zip(clients, names, strict=True)}
         # This router's last look at the store: what is unhealthy, and when
@@ -281,6 +287,25 @@ class Router(Sender):
         return max(self.cooldown, 1.0)
 
     async def _attempt_ended(self, target: Target, error: WamsgError | None) -> None:
+        if not self._shared_store:
+            # The default store never awaits: nothing can cut it short.
+            await self._record_health(target, error)
+            return
+        # A shared store's calls are I/O. The send's fate is decided by now:
+        # a cancellation must not cut the bookkeeping short, and a store
+        # that fails must not become the send's error (a sent message
+        # reported "not sent" could be sent again by the caller).
+        with anyio.move_on_after(_STORE_BOUND, shield=True):
+            try:
+                await self._record_health(target, error)
+            except Exception as exc:
+                logger.warning(
+                    "wamsg: could not record %s's health in the cooldown store (%s)",
+                    target.provider,
+                    type(exc).__name__,
+                )
+
+    async def _record_health(self, target: Target, error: WamsgError | None) -> None:
         name = self._name(target)
         probe = name in self._probes
         self._probes.discard(name)

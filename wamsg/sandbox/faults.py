@@ -125,6 +125,10 @@ class Fault(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     event: str | None = None
 
     def __post_init__(self) -> None:
+        # A typo must not make a fault that never fires (a test that passes
+        # for the wrong reason); msgspec checks the Literal only when decoding.
+        if self.kind not in _KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}; one of: {', '.join(_KINDS)}")
         if self.times is not None and self.times < 1:
             raise ValueError("times must be at least 1 (or null for no limit)")
         if not 0.0 <= self.probability <= 1.0 or math.isnan(self.probability):
