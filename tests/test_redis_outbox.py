@@ -315,6 +315,49 @@ async def test_entries_deleted_while_pending_are_dropped_from_the_pending_list(
     assert await outbox.stats() == wamsg_stats(consumers=2)
 
 
+async def test_an_entry_settled_while_being_reclaimed_is_not_dead_lettered() -> None:
+    # The slow first owner sends the entry and acks it in the moment between
+    # the second consumer's XAUTOCLAIM and its XPENDING for the delivery
+    # count: the entry is gone, and was sent. It must not become a dead
+    # letter (a human would send it again from there).
+    redis = _fake()
+    outbox = RedisOutbox(redis, "settled-meanwhile", reclaim_after=0.05)
+    await outbox.put(_text(1), key="a")
+    slow = await _take(outbox, "slow")
+    assert slow is not None
+    await anyio.sleep(0.07)
+    real_xautoclaim = redis.xautoclaim
+
+    async def xautoclaim(*args: Any, **kwargs: Any) -> Any:
+        answer = await real_xautoclaim(*args, **kwargs)
+        await slow.ack()  # the first owner finishes meanwhile
+        return answer
+
+    redis.xautoclaim = xautoclaim  # type: ignore[method-assign]
+    assert await _take(outbox, "fast") is None
+    assert await outbox.dead_letters() == []
+    assert await outbox.stats() == wamsg_stats(consumers=2)
+
+
+async def test_consume_skips_batch_items_another_consumer_took_over_meanwhile() -> None:
+    outbox = RedisOutbox(_fake(), "batch-wait", reclaim_after=0.2)
+    ids = [await outbox.put(_text(i), key=f"k{i}") for i in range(3)]
+    items = outbox.consume("c1", batch=3, block=0.05)
+    first = await items.__anext__()
+    assert first.id == ids[0]
+    await anyio.sleep(0.25)  # c1 works long on the first; the others wait in its batch
+    assert await first.touch()  # (its heartbeat keeps the first one its own)
+    other = await _take(outbox, "c2")  # ... and c2 takes the second over
+    assert other is not None
+    assert other.id == ids[1]
+    await first.ack()
+    # c1 does not hand out what c2 owns now; the third is still its own.
+    following = await items.__anext__()
+    assert following.id == ids[2]
+    assert following.consumer == "c1"
+    await items.aclose()  # type: ignore[attr-defined]
+
+
 async def test_consume_stops_when_its_task_is_cancelled() -> None:
     outbox = RedisOutbox(_fake(), "cancel")
     seen: list[str] = []
@@ -423,6 +466,97 @@ async def test_not_sent_is_retried_then_dead_after_max_deliveries(redis: aioredi
     assert {a.key, b.key} == {"flaky-1", "never"}
     assert all(d.reason.startswith("not sent after 3 deliveries") for d in (a, b))
     assert len(box.outbox) == 0
+
+
+async def test_a_turn_the_shared_rate_limit_gives_too_late_uses_up_no_delivery(
+    redis: aioredis.Redis,
+) -> None:
+    # A backlog behind a low shared rate: 6 sends at once at 10/s reserve
+    # turns up to 0.5 s out, past their 0.25 s deadline, so half of them are
+    # refused by the local limiter each round (not_sent, no request made).
+    # That is waiting for capacity, not a failing message: it must not burn
+    # the entry's deliveries and dead-letter messages that were never tried.
+    from wamsg.redis.limits import RedisRateLimiter
+
+    outbox = RedisOutbox(redis, "backlog", reclaim_after=0.05, max_deliveries=2)
+    box = Sandbox(seed=8)
+    for i in range(12):
+        await outbox.put(_text(i), key=f"backlog-{i}")
+    limiter = RedisRateLimiter(redis, "backlog-gw", wamsg.Limits(rate=10, burst=1))
+    async with _client(
+        box, dedupe=await _dedupe(redis), rate_limiter=limiter, timeout=0.25
+    ) as client:
+        with anyio.fail_after(30):
+            summary = await run_worker(outbox, client, consumer="w1", concurrency=6, idle_exit=0.3)
+    assert await outbox.dead_letters() == []
+    assert summary.dead == 0
+    assert summary.retried >= 1  # the limiter did refuse turns
+    assert sorted(m.text for m in box.outbox) == sorted(f"message {i}" for i in range(12))
+
+
+async def test_an_outage_of_the_dedupe_store_uses_up_no_delivery(redis: aioredis.Redis) -> None:
+    # The dedupe store's Redis is down (here: its first 3 claims of each key
+    # fail) while the outbox's answers: every send stops before any request
+    # (StoreUnavailable, not_sent). The messages did not fail, the store did:
+    # after the outage each is sent, none dead-lettered.
+    from wamsg.redis.dedupe import RedisDedupeStore
+
+    fails: dict[str, int] = {}
+
+    class Flaky(RedisDedupeStore):
+        async def claim(self, key: str, fingerprint: str, *, lease: float) -> Any:
+            fails[key] = fails.get(key, 0) + 1
+            if fails[key] <= 3:
+                raise wamsg.StoreUnavailable(
+                    "the Redis dedupe store is unreachable", store="dedupe"
+                )
+            return await super().claim(key, fingerprint, lease=lease)
+
+    outbox = RedisOutbox(redis, "dedupe-down", reclaim_after=0.05, max_deliveries=2)
+    box = Sandbox(seed=9)
+    for i in range(4):
+        await outbox.put(_text(i), key=f"dedupe-down-{i}")
+    dedupe = Flaky(redis, namespace="outbox-tests")
+    async with _client(box, dedupe=dedupe, retry=wamsg.NO_RETRY) as client:
+        with anyio.fail_after(30):
+            summary = await run_worker(outbox, client, consumer="w1", idle_exit=0.3)
+    assert await outbox.dead_letters() == []
+    assert (summary.sent, summary.retried, summary.dead) == (4, 12, 0)
+    assert sorted(m.text for m in box.outbox) == [f"message {i}" for i in range(4)]
+
+
+async def test_entries_read_ahead_stay_owned_while_they_wait_for_a_sender(
+    redis: aioredis.Redis,
+) -> None:
+    # Each worker reads the next entry while its one sender is busy with a
+    # send longer than reclaim_after. The entry it holds meanwhile must stay
+    # its own: otherwise the other worker takes it over, both hand it out,
+    # and the inflated delivery counts dead-letter messages never tried.
+    outbox = RedisOutbox(redis, "read-ahead", reclaim_after=0.6, max_deliveries=2)
+    box = Sandbox(seed=11)
+    box.add_fault(Fault(kind="slow", provider="wawp", delay=1.0, times=None))
+    for i in range(6):
+        await outbox.put(_text(i), key=f"read-ahead-{i}")
+    dedupe = await _dedupe(redis)
+    async with _client(box, dedupe=dedupe) as one, _client(box, dedupe=dedupe) as two:
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as group:
+                summaries: list[WorkerSummary] = []
+
+                async def work(client: wamsg.Client, name: str) -> None:
+                    summaries.append(
+                        await run_worker(
+                            outbox, client, consumer=name, concurrency=1, idle_exit=0.5
+                        )
+                    )
+
+                group.start_soon(work, one, "w1")
+                group.start_soon(work, two, "w2")
+    assert await outbox.dead_letters() == []
+    assert sorted(m.text for m in box.outbox) == [f"message {i}" for i in range(6)]
+    # Each entry was handed out once: no take-over, no replay, no conflict.
+    assert sum(s.seen for s in summaries) == 6
+    assert sum(s.sent for s in summaries) == 6
 
 
 async def test_retry_later_then_sent(redis: aioredis.Redis) -> None:

@@ -112,6 +112,14 @@ def test_masks_the_redis_password() -> None:
     assert mask_url("rediss://tok@db/0") == "rediss://***@db/0"
     assert mask_url("redis://db:6379/0?password=s3cret&x=1") == "redis://db:6379/0?password=***&x=1"
     assert mask_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    # A password typed without percent-encoding: '#', '/', '?' and '@' in it
+    # would otherwise be read as fragment, path or query, and shown.
+    assert mask_url("redis://:pa#ss@db:6379/0") == "redis://:***@db:6379/0"
+    assert mask_url("redis://app:se/cret@db:1/0") == "redis://app:***@db:1/0"
+    assert mask_url("redis://:sec?ret@db/0") == "redis://:***@db/0"
+    assert mask_url("redis://app:p@ss@db/0") == "redis://app:***@db/0"
+    assert mask_url("redis://db/0?auth_token=s3cret") == "redis://db/0?auth_token=***"
+    assert mask_url("no scheme at all") == "<redis url>"
     assert consumer_name("host.example", 42) == "host.example-42"
     assert consumer_name("bad host{1}", 7) == "bad-host-1--7"
 

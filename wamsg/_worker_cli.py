@@ -197,29 +197,35 @@ def _number(
 def mask_url(url: str) -> str:
     """``url`` without its password: ``redis://user:***@host:6379/0``.
 
-    A ``password=`` query parameter is masked too; a URL that does not parse
-    is shown as ``<redis url>``.
+    The user info ends at the *last* ``@``: a password typed without
+    percent-encoding may hold ``/``, ``?``, ``#`` or ``@``, which a URL
+    parser would take for the path, the query or the fragment, and show.
+    A ``password=`` (or token, secret, auth) query parameter is masked too;
+    a URL that does not parse is shown as ``<redis url>``.
     """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "<redis url>"
+    auth = ""
+    if "@" in rest:
+        userinfo, _, rest = rest.rpartition("@")
+        user, colon, _ = userinfo.partition(":")
+        if any(c in user for c in "/?#"):
+            user, colon = "", ""  # not a plain user name: show none of it
+        auth = f"{user}:***@" if colon else "***@"
     try:
-        parts = urllib.parse.urlsplit(url)
-        netloc = parts.netloc
-        if "@" in netloc:
-            userinfo, _, hostport = netloc.rpartition("@")
-            user, sep, _ = userinfo.partition(":")
-            netloc = f"{user}:***@{hostport}" if sep else f"***@{hostport}"
-            if sep and not user:
-                netloc = f":***@{hostport}"
+        parts = urllib.parse.urlsplit(f"{scheme}://{rest}")
         query = parts.query
         if query:
             pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
-            query = "&".join(
-                f"{k}={'***' if 'pass' in k.lower() or 'token' in k.lower() else v}"
-                for k, v in pairs
-            )
-        shown = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+            query = "&".join(f"{k}={'***' if _SECRET_PARAM.search(k) else v}" for k, v in pairs)
+        shown = urllib.parse.urlunsplit((parts.scheme, auth + parts.netloc, parts.path, query, ""))
     except ValueError:
         return "<redis url>"
     return clean(shown)
+
+
+_SECRET_PARAM = re.compile("pass|token|secret|auth|cred", re.IGNORECASE)
 
 
 def consumer_name(host: str | None = None, pid: int | None = None) -> str:

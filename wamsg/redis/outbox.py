@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, Final, Literal, NamedTuple, TypeVar
 
@@ -383,6 +384,14 @@ class OutboxItem:
         """
         await self._outbox._touch(self.id, self.consumer, idle=0, delta=0)
 
+    async def _postpone(self) -> None:
+        """As :meth:`retry_later`, but this delivery does not count towards ``max_deliveries``.
+
+        For a send that never started (the shared limits gave no turn
+        before its deadline): the entry waited for capacity, it did not fail.
+        """
+        await self._outbox._touch(self.id, self.consumer, idle=0, delta=-1)
+
     async def dead(self, reason: str) -> None:
         """Move it to the ``:dead`` stream with ``reason``, and ack it, atomically.
 
@@ -624,6 +633,11 @@ class RedisOutbox:
         ``"corrupt"``, and entries handed out more than ``max_deliveries``
         times go to ``:dead`` too, without being yielded.
 
+        The later items of a batch wait while the earlier ones are worked
+        on: each is made this consumer's again (its idle time restarted)
+        before it is yielded, and skipped if another consumer took it over
+        meanwhile.
+
         Iterate it in one task; cancel that task (or break) to stop. Entries
         read but not yet settled stay pending and are taken over after
         ``reclaim_after``: nothing is lost.
@@ -650,7 +664,14 @@ class RedisOutbox:
 
     async def _items(self, consumer: str, batch: int, block: float) -> AsyncIterator[OutboxItem]:
         async for found in self._batches(consumer, batch, block):
+            read_at = time.monotonic()
             for item in found.items:
+                # The later items of a batch wait while the earlier ones are
+                # worked on: one that waited long may have been taken over by
+                # another consumer meanwhile. Make it ours again before
+                # handing it out, or skip it when it is someone else's now.
+                if time.monotonic() - read_at >= self.reclaim_after / 3 and not await item.touch():
+                    continue
                 yield item
 
     async def _batches(
@@ -711,8 +732,13 @@ class RedisOutbox:
         answers = await self._run(counts)
         found: list[tuple[str, dict[bytes, bytes] | None, int]] = []
         for (entry_id, fields), rows in zip(claimed, answers, strict=True):
-            deliveries = int(rows[0]["times_delivered"]) if rows else self.max_deliveries + 1
-            found.append((_text(entry_id), fields, deliveries))
+            if not rows:
+                # No longer pending: its previous owner settled it between
+                # XAUTOCLAIM and XPENDING (a slow send that ended). It is
+                # done; taking it as "too many deliveries" would dead-letter
+                # a message that was sent.
+                continue
+            found.append((_text(entry_id), fields, int(rows[0]["times_delivered"])))
         return found, following
 
     async def _read(

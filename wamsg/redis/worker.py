@@ -12,7 +12,12 @@ each send ends decides what happens to its entry (../shared/docs/scaleout.md
   still in flight at ``max_deliveries``: ``:unknown``;
 - outcome ``not_sent`` (Redis down, 429 or 503 after the sender's retries,
   no provider available...): left pending, handed out again after
-  ``reclaim_after`` (``retried``); at ``max_deliveries``: ``:dead``;
+  ``reclaim_after`` (``retried``); at ``max_deliveries``: ``:dead``. A send
+  that only waited for a turn of the rate or in-flight limit and ran out of
+  time before any request, or that could not ask a shared store
+  (:class:`~wamsg.StoreUnavailable`), is retried without using up a
+  delivery: a backlog behind a low rate, or an outage of the dedupe store's
+  Redis, dead-letters nothing;
 - outcome ``rejected``, :class:`~wamsg.IdempotencyKeyReused`, or a message
   the sender refuses before any I/O (:class:`~wamsg.InvalidMessage`,
   :class:`~wamsg.UnsupportedFeature`): ``:dead`` (``dead``);
@@ -48,10 +53,12 @@ from ..errors import (
     IdempotencyKeyReused,
     InvalidMessage,
     Outcome,
+    SendTimeout,
     StoreUnavailable,
     UnsupportedFeature,
     WamsgError,
 )
+from ..models import Attempt
 from ._base import check_name, ensure_asyncio
 from .outbox import OutboxItem, RedisOutbox, error_reason
 
@@ -185,7 +192,9 @@ async def run_worker(
     block = max(block, 0.01)
     send_items, receive_items = anyio.create_memory_object_stream[OutboxItem](0)
 
-    async def settle(item: OutboxItem, label: str, outcome: BulkResult, reason: str) -> None:
+    async def settle(
+        item: OutboxItem, label: str, outcome: BulkResult, reason: str, *, waited: bool = False
+    ) -> None:
         counts.seen += 1
         setattr(counts, label, getattr(counts, label) + 1)
         try:
@@ -195,6 +204,8 @@ async def run_worker(
                 await item.dead(reason)
             elif label == "unknown":
                 await item.unknown(reason)
+            elif waited:
+                await item._postpone()
             else:
                 await item.retry_later()
         except StoreUnavailable as exc:
@@ -249,6 +260,13 @@ async def run_worker(
             stop.set()
             return  # given back when the worker stops
         if isinstance(outcome, WamsgError):
+            if _waited_for_capacity(outcome):
+                # No request was made: the shared limits gave no turn before
+                # the deadline, or a shared store was down. Neither is a
+                # reason to dead-letter a message: retry it without using up
+                # a delivery.
+                await settle(item, "retried", outcome, error_reason(outcome), waited=True)
+                return
             label, reason = _classify(outcome, item, outbox.max_deliveries)
             await settle(item, label, outcome, reason)
         elif isinstance(outcome, Exception):
@@ -271,6 +289,19 @@ async def run_worker(
 
     # Entries the senders hold right now (the worker is not idle while any is).
     taken: set[str] = set()
+    # Entries the feeder read and holds until a sender is free.
+    held: dict[str, OutboxItem] = {}
+
+    async def keep_held() -> None:
+        # A read-ahead entry waits for a free sender, as long as a send takes
+        # (a rate limit's turn, a slow gateway): refresh its idle time too,
+        # or another worker takes it over meanwhile, both hand it out, and
+        # the inflated delivery count dead-letters it in the end.
+        while True:
+            await anyio.sleep(beat)
+            for item in list(held.values()):
+                with contextlib.suppress(StoreUnavailable):
+                    await item.touch()
 
     async def send_loop() -> None:
         async for item in receive_items:
@@ -293,8 +324,13 @@ async def run_worker(
                         delay = _BACKOFF[0]
                         counts.seen += found.settled
                         counts.dead += found.settled
-                        for item in found.items:
-                            await send_items.send(item)
+                        held.update((item.id, item) for item in found.items)
+                        try:
+                            for item in found.items:
+                                await send_items.send(item)
+                                held.pop(item.id, None)
+                        finally:
+                            held.clear()
                         if found.items or found.settled:
                             idle_since = None
                         elif idle_exit is not None and not taken:
@@ -336,6 +372,7 @@ async def run_worker(
                     # is given back below.
                     feeders.start_soon(watch, feeders.cancel_scope)
                     feeders.start_soon(forward)
+                    feeders.start_soon(keep_held)
                     await feed()
                     feeders.cancel_scope.cancel()
                 # The feeder closed its end: the senders finish what they hold, then end.
@@ -366,6 +403,32 @@ def _unusable(outcome: object) -> bool:
     # ProviderConfigError is a ConfigError too, but the gateway's answer
     # (outcome rejected): that one is the entry's, and goes to :dead.
     return isinstance(outcome, ConfigError) and outcome.outcome is Outcome.NOT_SENT
+
+
+def _waited_for_capacity(error: WamsgError) -> bool:
+    """Whether the send stopped before any request, for want of capacity or of Redis.
+
+    ``SendTimeout`` with outcome ``not_sent`` is raised only before a
+    request: the rate limit's turn or an in-flight slot comes after the
+    deadline, or the deadline passed meanwhile. ``StoreUnavailable`` means
+    a shared store (the dedupe store, a closed limiter) could not be asked.
+    Neither says anything about the message or the gateway, so neither may
+    count as a failed delivery (an outage of the dedupe store's Redis would
+    otherwise dead-letter the whole queue after ``max_deliveries``).
+    """
+    if error.outcome is not Outcome.NOT_SENT:
+        return False
+    attempts = [a for a in error.attempts if isinstance(a, Attempt)]
+    if not all(
+        a.status_code is None
+        and a.outcome is Outcome.NOT_SENT
+        and (a.error or "").startswith(("SendTimeout: ", "StoreUnavailable: "))
+        for a in attempts
+    ):
+        return False
+    if isinstance(error, StoreUnavailable):
+        return True  # before the claim (no attempt), or in a closed limiter
+    return isinstance(error, SendTimeout) and bool(attempts)
 
 
 def _classify(error: WamsgError, item: OutboxItem, max_deliveries: int) -> tuple[str, str]:
