@@ -39,22 +39,16 @@ import contextlib
 import os
 import random
 import re
-import shutil
 import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-
-from aiohttp import web
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 from wamsg import Text
-from wamsg.sandbox import Sandbox, build_app, parse_fault
+from wamsg.sandbox import Sandbox, parse_fault
+from wamsg.testing.scaleout import RedisServer, max_in_window, timed_gateway
 
 PROVIDER = "gowa"
 FAULTS = (
@@ -65,106 +59,15 @@ FAULTS = (
 KEY_RE = re.compile(r"\bkey=(k\d+)\b")
 
 
-# -- a redis-server of our own ----------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _ping(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as conn:
-            conn.sendall(b"PING\r\n")
-            return conn.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
 @contextlib.contextmanager
 def redis_server() -> Iterator[str]:
     """A fresh ``redis-server`` on 127.0.0.1, persistence off; yields its URL."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        sys.exit("scaleout: redis-server is not installed (apt-get install redis-server)")
-    port = _free_port()
-    with tempfile.TemporaryDirectory(prefix="wamsg-bench-redis-") as folder:
-        log = Path(folder) / "redis.log"
-        process = subprocess.Popen(
-            [binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", folder,
-             "--save", "", "--appendonly", "no", "--logfile", str(log)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            limit = time.monotonic() + 10
-            while not _ping(port):
-                if process.poll() is not None or time.monotonic() > limit:
-                    sys.exit(f"scaleout: redis-server did not start: {log.read_text()[-500:]}")
-                time.sleep(0.005)
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            process.kill()
-            process.wait(5)
-
-
-# -- the gateway ----------------------------------------------------------------
-
-
-@dataclass
-class Gateway:
-    arrivals: list[float] = field(default_factory=list)
-    in_flight: int = 0
-    peak_in_flight: int = 0
-
-
-@contextlib.asynccontextmanager
-async def served_gateway(box: Sandbox) -> AsyncIterator[Gateway]:
-    """Serve ``box`` on 127.0.0.1, timing every send request."""
-    gateway = Gateway()
-    prefix = f"/{PROVIDER}/send/"
-
-    @web.middleware
-    async def watch(
-        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        if not request.path.startswith(prefix):
-            return await handler(request)
-        gateway.arrivals.append(time.monotonic())
-        gateway.in_flight += 1
-        gateway.peak_in_flight = max(gateway.peak_in_flight, gateway.in_flight)
-        try:
-            return await handler(request)
-        finally:
-            gateway.in_flight -= 1
-
-    app = build_app(box)
-    app.middlewares.append(watch)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
     try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        box.base_url = f"http://127.0.0.1:{port}"
-        yield gateway
-    finally:
-        box.base_url = None
-        await runner.cleanup()
-
-
-def max_in_window(times: list[float], window: float = 1.0) -> int:
-    """The most of ``times`` inside any interval of ``window`` seconds."""
-    ordered = sorted(times)
-    best = start = 0
-    for end, at in enumerate(ordered):
-        while at - ordered[start] >= window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
+        server = RedisServer()
+    except (FileNotFoundError, RuntimeError) as exc:
+        sys.exit(f"scaleout: {exc}")
+    with server:
+        yield server.url
 
 
 # -- one run ----------------------------------------------------------------------
@@ -224,7 +127,7 @@ async def run(settings: Settings, redis_url: str, seed: int) -> Row:
     try:
         await redis.flushall()
         outbox = RedisOutbox(redis, queue, reclaim_after=1.0, max_deliveries=60)
-        async with served_gateway(box) as gateway:
+        async with timed_gateway(box, PROVIDER) as gateway:
             for key, message in plan(settings.messages, settings.duplicates, seed):
                 await outbox.put(message, key=key)
             env = {**os.environ, "WAMSG_REDIS_URL": redis_url, "WAMSG_DSN": box.dsn(PROVIDER)}

@@ -27,7 +27,6 @@ asserted: benchmarks/scaleout.py measures it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import random
@@ -36,15 +35,14 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from wamsg import Text
-from wamsg.sandbox import Sandbox, build_app, parse_fault
+from wamsg.sandbox import Sandbox, parse_fault
+from wamsg.testing.scaleout import max_in_window, timed_gateway
 
 pytestmark = pytest.mark.anyio
 
@@ -66,63 +64,6 @@ FAULTS = (
     f"{PROVIDER}:slow:delay=0.005,times=always",
 )
 KEY_RE = re.compile(r"\bkey=(k\d{4})\b")
-
-
-@dataclass
-class Gateway:
-    """What the served sandbox saw: request arrival times and sends in flight."""
-
-    box: Sandbox
-    base_url: str = ""
-    arrivals: list[float] = field(default_factory=list)
-    in_flight: int = 0
-    peak_in_flight: int = 0
-
-
-@contextlib.asynccontextmanager
-async def served_gateway(box: Sandbox) -> AsyncIterator[Gateway]:
-    """Serve ``box`` on 127.0.0.1, counting every send request as it arrives and leaves."""
-    gateway = Gateway(box)
-    prefix = f"/{PROVIDER}/send/"
-
-    @web.middleware
-    async def watch(
-        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        if not request.path.startswith(prefix):
-            return await handler(request)
-        gateway.arrivals.append(time.monotonic())
-        gateway.in_flight += 1
-        gateway.peak_in_flight = max(gateway.peak_in_flight, gateway.in_flight)
-        try:
-            return await handler(request)
-        finally:
-            gateway.in_flight -= 1
-
-    app = build_app(box)
-    app.middlewares.append(watch)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        gateway.base_url = box.base_url = f"http://127.0.0.1:{port}"
-        yield gateway
-    finally:
-        box.base_url = None
-        await runner.cleanup()
-
-
-def max_in_window(times: list[float], window: float = 1.0) -> int:
-    """The most of ``times`` inside any half-open interval of ``window`` seconds."""
-    ordered = sorted(times)
-    best = start = 0
-    for end, at in enumerate(ordered):
-        while at - ordered[start] >= window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 def plan(seed: int) -> list[tuple[str, Text]]:
@@ -204,7 +145,7 @@ async def run_proof(redis_url: str, *, lease_policy: str, seed: int) -> dict[str
     workers: list[Worker] = []
     try:
         outbox = RedisOutbox(redis, "proof", reclaim_after=1.0, max_deliveries=60)
-        async with served_gateway(box) as gateway:
+        async with timed_gateway(box, PROVIDER) as gateway:
             for key, message in plan(seed):
                 await outbox.put(message, key=key)
             env = {
