@@ -37,6 +37,7 @@ import msgspec
 import redis.asyncio as aioredis
 import redis.exceptions as rex
 
+from .._delivery import valid_seconds
 from .._redact import redact
 from ..errors import ConfigError, InvalidMessage, StoreUnavailable, WamsgError
 from ..models import Image, Media, Message, Recipient, Text, check_idempotency_key
@@ -448,15 +449,9 @@ class _Batch(NamedTuple):
 
 
 def _seconds(name: str, value: object, *, zero: bool = False) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < 0
-        or (value == 0 and not zero)
-    ):
-        raise ConfigError(f"{name} must be a positive, finite number of seconds")
-    return float(value)
+    if valid_seconds(value) or (zero and value == 0 and not isinstance(value, bool)):
+        return float(value)  # type: ignore[arg-type]  # a number, checked above
+    raise ConfigError(f"{name} must be a positive, finite number of seconds")
 
 
 def _whole(name: str, value: object, low: int = 1) -> int:
