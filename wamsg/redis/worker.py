@@ -40,6 +40,7 @@ import inspect
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Final
 
@@ -98,25 +99,6 @@ class WorkerSummary(msgspec.Struct, frozen=True, kw_only=True):
     retried: int = 0
     in_flight_conflicts: int = 0
     seen: int = 0
-
-
-class _Counts:
-    __slots__ = ("dead", "in_flight_conflicts", "replayed", "retried", "seen", "sent", "unknown")
-
-    def __init__(self) -> None:
-        self.sent = self.replayed = self.unknown = self.dead = 0
-        self.retried = self.in_flight_conflicts = self.seen = 0
-
-    def summary(self) -> WorkerSummary:
-        return WorkerSummary(
-            sent=self.sent,
-            replayed=self.replayed,
-            unknown=self.unknown,
-            dead=self.dead,
-            retried=self.retried,
-            in_flight_conflicts=self.in_flight_conflicts,
-            seen=self.seen,
-        )
 
 
 _LABELS: Final = frozenset(
@@ -185,7 +167,8 @@ async def run_worker(
         raise ConfigError("idle_exit must be a number of seconds >= 0, or None")
     # Our own event: idle_exit sets it, never the caller's.
     given_stop, stop = stop, anyio.Event()
-    counts = _Counts()
+    # Counted by WorkerSummary's field names; turned into one at the end.
+    counts: Counter[str] = Counter()
     # A heartbeat keeps a long send's entry from being taken over meanwhile.
     beat = max(0.05, outbox.reclaim_after / 3)
     block = min(1.0, beat, idle_exit if idle_exit else 1.0)
@@ -195,8 +178,8 @@ async def run_worker(
     async def settle(
         item: OutboxItem, label: str, outcome: BulkResult, reason: str, *, waited: bool = False
     ) -> None:
-        counts.seen += 1
-        setattr(counts, label, getattr(counts, label) + 1)
+        counts["seen"] += 1
+        counts[label] += 1
         try:
             if label in ("sent", "replayed"):
                 await item.ack()
@@ -322,8 +305,8 @@ async def run_worker(
                 async with contextlib.aclosing(batches):
                     async for found in batches:
                         delay = _BACKOFF[0]
-                        counts.seen += found.settled
-                        counts.dead += found.settled
+                        counts["seen"] += found.settled
+                        counts["dead"] += found.settled
                         held.update((item.id, item) for item in found.items)
                         try:
                             for item in found.items:
@@ -395,7 +378,7 @@ async def run_worker(
                     logger.debug("wamsg worker %s: gave back %d entries", consumer, released)
     if fatal:
         raise fatal[0]
-    return counts.summary()
+    return WorkerSummary(**counts)
 
 
 def _unusable(outcome: object) -> bool:
