@@ -19,6 +19,8 @@ from typing import Any
 import msgspec
 import pytest
 from golden import DATA, MEDIA, parse_form, render_body
+from hypothesis import given
+from hypothesis import strategies as st
 
 import wamsg
 from wamsg import (
@@ -46,7 +48,7 @@ from wamsg import (
 )
 from wamsg._streams import iter_body
 from wamsg.providers import gowa
-from wamsg.providers.gowa import GowaAdapter
+from wamsg.providers.gowa import GowaAdapter, _parse_go_time
 
 pytestmark = pytest.mark.anyio
 
@@ -595,6 +597,48 @@ def test_chat_and_time_from_status_text(
     assert (result.message_id, result.short_id, result.status) == (MID, MID, Status.SENT)
     assert result.chat_id == chat_id
     assert result.timestamp == timestamp
+
+
+def _strptime_go_time(text: str) -> datetime | None:
+    """The reading _parse_go_time replaced (strptime, ~20 µs): the reference."""
+    found = re.match(
+        r"(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))? ([+-]\d{4})", text.strip()
+    )
+    if found is None:
+        return None
+    date, clock, frac, offset = found.groups()
+    try:
+        when = datetime.strptime(
+            f"{date} {clock}.{(frac or '').ljust(6, '0')[:6]} {offset}", "%Y-%m-%d %H:%M:%S.%f %z"
+        ).astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
+    return when if when.year > 1 else None
+
+
+_two = st.integers(min_value=0, max_value=99).map(lambda n: f"{n:02d}")
+
+
+@given(
+    year=st.sampled_from(["0000", "0001", "9999"]) | st.from_regex(r"\d{4}", fullmatch=True),
+    fields=st.tuples(_two, _two, _two, _two, _two),
+    frac=st.sampled_from(["", "."]) | st.from_regex(r"\.\d{1,9}", fullmatch=True),
+    sign=st.sampled_from("+-"),
+    offset=st.tuples(_two, _two),
+    tail=st.sampled_from(["", " UTC", " WIB m=+0.000000001"]),
+)
+def test_go_time_reads_as_strptime_did(
+    year: str,
+    fields: tuple[str, str, str, str, str],
+    frac: str,
+    sign: str,
+    offset: tuple[str, str],
+    tail: str,
+) -> None:
+    # The fast reading (fromisoformat) gives what strptime gave, refusals included.
+    month, day, hour, minute, second = fields
+    text = f"{year}-{month}-{day} {hour}:{minute}:{second}{frac} {sign}{''.join(offset)}{tail}"
+    assert _parse_go_time(text) == _strptime_go_time(text)
 
 
 # --------------------------------------------------------------------------
